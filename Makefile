@@ -1,0 +1,40 @@
+# Every target sets up what it needs from a clean clone: .venv, packages, a Redis server.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck unit demo bench redis-server clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Tests start their own redis-server on a free port; this makes sure the binary exists.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy gateway router ranking miners load
+
+test: install redis-server lint typecheck
+	$(VENV)/bin/pytest -q
+
+demo: install
+	$(VENV)/bin/bitgate demo
+
+bench: install
+	$(PY) -m load.bench_gateway --out load/BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,115 @@
+"""HTTP routes: the OpenAI API and the operations endpoints; each is a few lines."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response, StreamingResponse
+
+from gateway.errors import ModelNotFound
+from gateway.ingress import check_api_key, read_request, until_disconnect
+from gateway.pipeline import Pipeline, Result
+from gateway.plan import Planner
+from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.responses import SSE_HEADERS, JSONBytes
+from gateway.state import GatewayState
+from gateway.streaming import LiveRace, replay
+from router.fanout import Kind
+
+router = APIRouter()
+
+
+def get_state(request: Request) -> GatewayState:
+    """The app's state, set up by the lifespan."""
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+State = Annotated[GatewayState, Depends(get_state)]
+
+
+def _response(result: Result) -> JSONBytes:
+    body: dict[str, Any] = dict(result.winner.body or {})
+    body["model"] = result.plan.pool.name
+    body["bitgate"] = result.block()
+    return JSONBytes(body, headers=result.headers())
+
+
+async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
+    check_api_key(request, state.settings.api_keys)
+    model = ChatCompletionRequest if kind == "chat" else CompletionRequest
+    raw, parsed = await read_request(request, model, state.settings.max_body_bytes)
+    planner: Planner = state.planner
+    plan = planner.plan(kind, raw, parsed.bitgate)
+    pipeline: Pipeline = state.pipeline
+    started = time.perf_counter()
+    with state.observe(plan, started):
+        if plan.client_stream and plan.strategy == "race":
+            race = LiveRace(pipeline, plan)
+            uid, first = await until_disconnect(request, race.start())
+            return StreamingResponse(
+                race.forward(uid, first), media_type="text/event-stream", headers=SSE_HEADERS
+            )
+        run = pipeline.race if plan.strategy == "race" else pipeline.best_of
+        result = await until_disconnect(request, run(plan))
+        if plan.client_stream:
+            headers = {**SSE_HEADERS, **result.headers()}
+            return StreamingResponse(
+                replay(result), media_type="text/event-stream", headers=headers
+            )
+        return _response(result)
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, state: State) -> Response:
+    """OpenAI chat completions, answered by the best of the pool's top miners."""
+    return await _serve("chat", request, state)
+
+
+@router.post("/v1/completions")
+async def completions(request: Request, state: State) -> Response:
+    """OpenAI text completions, answered by the best of the pool's top miners."""
+    return await _serve("completion", request, state)
+
+
+@router.get("/v1/models")
+async def list_models(state: State) -> JSONBytes:
+    """Every pool, as an OpenAI model."""
+    data = [
+        {"id": name, "object": "model", "created": state.started_at, "owned_by": "bitgate"}
+        for name in state.pools
+    ]
+    return JSONBytes({"object": "list", "data": data})
+
+
+@router.get("/v1/pools/{pool}/miners")
+async def leaderboard(pool: str, state: State) -> JSONBytes:
+    """The pool's miners with their scores, success rates and latencies."""
+    served = state.pools.get(pool)
+    if served is None:
+        raise ModelNotFound(f"The pool '{pool}' does not exist.", param="pool")
+    rows = state.scoreboard.leaderboard(pool, served.metagraph)
+    return JSONBytes({"object": "list", "pool": pool, "data": rows})
+
+
+@router.get("/healthz")
+async def healthz() -> JSONBytes:
+    """The process is up."""
+    return JSONBytes({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(state: State) -> JSONBytes:
+    """Ready when every pool has a metagraph; reports the store and metagraph errors."""
+    report = state.readiness()
+    return JSONBytes(report, status_code=200 if report["ready"] else 503)
+
+
+@router.get("/metrics")
+async def metrics(state: State) -> Response:
+    """Prometheus metrics."""
+    state.metrics.store_up.set(1 if state.scoreboard.store_healthy else 0)
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,109 @@
+"""Gateway settings (`BITGATE_*`) and the pools file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.protocol import Strategy
+from router.metagraph import describe_validation_error
+
+
+class ConfigError(ValueError):
+    """A settings or pools file that cannot be used."""
+
+
+class RoutingDefaults(BaseModel):
+    """How a pool picks and waits for miners; each field can be overridden per request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int = Field(default=10, ge=1, le=1024)
+    sample: int | None = Field(default=None, ge=1, le=1024)
+    strategy: Strategy = "best_of"
+    ranker: str = "heuristic"
+    timeout_s: float = Field(default=20.0, gt=0, le=600)
+    explore: float = Field(default=0.2, ge=0, le=1)
+    miner_model: str | None = None
+
+
+class PoolConfig(RoutingDefaults):
+    """One pool of the pools file: a model id, its metagraph, and its routing."""
+
+    name: str | None = Field(default=None, min_length=1)
+    metagraph: Path
+
+
+class PoolsFile(BaseModel):
+    """The `--pools` file: several pools, each served under its own model id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pools: list[PoolConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [p.name for p in self.pools if p.name]
+        if len(names) != len(set(names)):
+            raise ValueError("pool names must be unique")
+        return self
+
+
+def load_pools_file(path: Path) -> PoolsFile:
+    """Read a pools file (YAML or JSON); metagraph paths are relative to the file."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        pools = PoolsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+    for pool in pools.pools:
+        if not pool.metagraph.is_absolute():
+            pool.metagraph = path.parent / pool.metagraph
+    return pools
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads from flags or `BITGATE_*` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BITGATE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    metagraph: Path | None = None
+    pools: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    redis_url: str | None = None
+    api_keys: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_reply_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_connections: int = Field(default=1000, ge=10)
+    routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
+    ema_alpha: float = Field(default=0.1, gt=0, le=1)
+    cooldown_after: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    store_sync_s: float = Field(default=1.0, gt=0)
+    metagraph_poll_s: float = Field(default=2.0, gt=0)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.metagraph is None and self.pools is None:
+            raise ValueError("give a metagraph file (--metagraph) or a pools file (--pools)")
+        if self.metagraph is not None and self.pools is not None:
+            raise ValueError("give --metagraph or --pools, not both")
+        return self
+
+    def pool_configs(self) -> list[PoolConfig]:
+        """The pools to serve: the pools file's, or one pool from `--metagraph`."""
+        if self.pools is not None:
+            return load_pools_file(self.pools).pools
+        assert self.metagraph is not None
+        return [PoolConfig(metagraph=self.metagraph, **self.routing.model_dump())]

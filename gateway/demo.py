@@ -1,0 +1,69 @@
+"""`bitgate demo`: a simulated miner pool and a gateway in front of it, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config import Settings
+from miners.profiles import build_mix
+from miners.sim import start_pool
+
+POOL = "sim"
+
+
+def usage(base_url: str) -> str:
+    """How to call the demo gateway."""
+    return f"""bitgate demo: gateway on {base_url}, pool model id '{POOL}'
+
+  curl {base_url}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "{POOL}", "messages": [{{"role": "user", "content": "Why is the sky blue?"}}]}}'
+
+  python -c "from openai import OpenAI; c = OpenAI(base_url='{base_url}/v1', api_key='-'); \\
+print(c.chat.completions.create(model='{POOL}', \\
+messages=[{{'role': 'user', 'content': 'Why is the sky blue?'}}]).choices[0].message.content)"
+
+  leaderboard: {base_url}/v1/pools/{POOL}/miners    metrics: {base_url}/metrics
+Ctrl-C stops it."""
+
+
+async def _demo(port: int, miners: int, workdir: Path) -> None:
+    pool = await start_pool(build_mix("demo", miners), seed=7)
+    try:
+        metagraph = workdir / "metagraph.json"
+        pool.write_metagraph(metagraph, name=POOL)
+        settings = Settings(metagraph=metagraph, port=port)
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=port,
+            access_log=False,
+            log_level="warning",
+            loop="none",
+        )
+        server = uvicorn.Server(config)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        serving = loop.create_task(server.serve())
+        while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
+            await asyncio.sleep(0.05)
+        if server.started:
+            print(usage(f"http://{settings.host}:{port}"), flush=True)
+        await serving
+    finally:
+        await pool.stop()
+
+
+def run_demo(port: int, miners: int) -> int:
+    """Run the demo until interrupted."""
+    import uvloop
+
+    with tempfile.TemporaryDirectory(prefix="bitgate-demo-") as workdir:
+        uvloop.run(_demo(port, miners, Path(workdir)))
+    return 0

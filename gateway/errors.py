@@ -1,0 +1,149 @@
+"""Error types and handlers: every error leaves as OpenAI error JSON."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.responses import JSONBytes
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    """An error with the status, type and code an OpenAI client expects."""
+
+    status = 500
+    type = "internal_error"
+    code: str | None = None
+
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers
+
+
+class BadRequest(GatewayError):
+    """400: the request is malformed; `param` names the field."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_value"
+
+
+class Unauthorized(GatewayError):
+    """401: missing or wrong API key."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ModelNotFound(GatewayError):
+    """404: no pool serves this model id."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class BodyTooLarge(GatewayError):
+    """413: the body is over the configured limit."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class AllMinersFailed(GatewayError):
+    """502: every selected miner failed or answered with something unusable."""
+
+    status = 502
+    type = "upstream_error"
+    code = "all_miners_failed"
+
+
+class NoEligibleMiner(GatewayError):
+    """503: the pool has no miner that may be asked now."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "no_eligible_miner"
+
+
+class DeadlinePassed(GatewayError):
+    """504: the deadline passed before any miner gave a usable reply."""
+
+    status = 504
+    type = "timeout_error"
+    code = "deadline_exceeded"
+
+
+def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, object]:
+    """The OpenAI error JSON."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_response(exc: GatewayError) -> JSONBytes:
+    """A `GatewayError` as a response."""
+    return JSONBytes(
+        error_body(exc.message, exc.type, exc.param, exc.code),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
+
+
+def bad_request_from(exc: ValidationError | RequestValidationError) -> BadRequest:
+    """A 400 naming the first bad field from pydantic's `loc`, with no internals."""
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"] if part not in ("body",)]
+    param = ".".join(loc) or None
+    message = str(err["msg"])
+    if err["type"] == "missing":
+        message = f"'{param}' is a required property"
+    elif param:
+        message = f"Invalid value for '{param}': {message}"
+    return BadRequest(message, param=param)
+
+
+async def _gateway_error(_: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(bad_request_from(exc))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, StarletteHTTPException)
+    type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return JSONBytes(
+        error_body(str(exc.detail), type_, None, None),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONBytes:
+    logger.exception("unexpected error", exc_info=exc)
+    return JSONBytes(
+        error_body("The gateway hit an internal error.", "internal_error", None, None),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through the OpenAI error shape."""
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,89 @@
+"""Reading a request: size limit, API key, JSON, validation; and watching for disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.types import Receive
+
+from gateway.errors import BadRequest, BodyTooLarge, GatewayError, Unauthorized, bad_request_from
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class ClientClosed(GatewayError):
+    """The client went away before the reply was ready (nginx's 499)."""
+
+    status = 499
+    type = "client_closed_request"
+
+
+def check_api_key(request: Request, keys: list[str]) -> None:
+    """401 unless the bearer token is one of `keys` (no keys: open)."""
+    if not keys:
+        return
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not any(
+        hmac.compare_digest(token.strip(), key) for key in keys
+    ):
+        raise Unauthorized("Missing or invalid API key: send 'Authorization: Bearer <key>'.")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    too_large = BodyTooLarge(f"The request body is over the limit of {limit} bytes.")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_request(request: Request, model: type[M], limit: int) -> tuple[dict[str, Any], M]:
+    """The body as the client sent it and validated as `model`, or an OpenAI 4xx error."""
+    body = await read_body(request, limit)
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(raw, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    try:
+        parsed = model.model_validate(raw)
+    except ValidationError as exc:
+        raise bad_request_from(exc) from None
+    return raw, parsed
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`, cancelling it if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise ClientClosed("The client closed the connection.")
+    return task.result()

@@ -1,0 +1,88 @@
+"""Every Prometheus metric of the gateway, on a registry owned by the app."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
+OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)
+REWARD_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+class Metrics:
+    """The gateway's metrics; one instance per app, so tests never share state."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "bitgate_requests",
+            "Requests by pool, strategy and HTTP status.",
+            ["pool", "strategy", "status"],
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "bitgate_request_latency_seconds",
+            "End-to-end request latency.",
+            ["pool", "strategy"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "bitgate_overhead_seconds",
+            "Gateway time beyond the slowest awaited miner (best_of) or the winner (race).",
+            ["pool"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.miner_latency = Histogram(
+            "bitgate_miner_latency_seconds",
+            "Miner reply latency by outcome.",
+            ["pool", "uid", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.miner_outcomes = Counter(
+            "bitgate_miner_outcomes",
+            "Miner replies by outcome (ok, timeout, error, invalid).",
+            ["pool", "uid", "status"],
+            registry=r,
+        )
+        self.miner_chosen = Counter(
+            "bitgate_miner_chosen",
+            "How often each miner was selected for a request.",
+            ["pool", "uid"],
+            registry=r,
+        )
+        self.miner_wins = Counter(
+            "bitgate_miner_wins",
+            "How often each miner's reply was returned.",
+            ["pool", "uid"],
+            registry=r,
+        )
+        self.rewards = Histogram(
+            "bitgate_reward",
+            "Rewards given to valid replies, by ranker.",
+            ["pool", "ranker"],
+            buckets=REWARD_BUCKETS,
+            registry=r,
+        )
+        self.ranking_latency = Histogram(
+            "bitgate_ranking_latency_seconds",
+            "Time spent ranking one request's replies.",
+            ["pool", "ranker"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "bitgate_state_store_up", "1 when the state store answers, else 0.", registry=r
+        )
+        self.metagraph_neurons = Gauge(
+            "bitgate_metagraph_neurons", "Neurons in each pool's metagraph.", ["pool"], registry=r
+        )
+        self.metagraph_reload_errors = Counter(
+            "bitgate_metagraph_reload_errors",
+            "Metagraph reloads that failed.",
+            ["pool"],
+            registry=r,
+        )

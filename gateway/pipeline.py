@@ -1,0 +1,257 @@
+"""The one place a request is served: fan out, rank, pick the best, settle scores."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import AllMinersFailed, DeadlinePassed
+from gateway.metrics import Metrics
+from gateway.plan import Plan
+from ranking.base import Candidate, Ranking
+from router.fanout import MinerClient, Reply
+from router.metagraph import Neuron
+from router.scores import Scoreboard
+from router.stats import Outcome
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Result:
+    """The chosen reply of one request, with what every candidate did."""
+
+    plan: Plan
+    winner: Reply
+    replies: list[Reply]
+    rewards: dict[int, float] = field(default_factory=dict)
+    reasons: dict[int, list[str]] = field(default_factory=dict)
+    overhead_ms: float = 0.0
+    pending: list[Neuron] = field(default_factory=list)
+
+    def block(self) -> dict[str, Any]:
+        """The `bitgate` block of the response."""
+        plan = self.plan
+        return {
+            "pool": plan.pool.name,
+            "strategy": plan.strategy,
+            "ranker": plan.ranker.name,
+            "miner": miner_ref(self.winner),
+            "candidates": [self._candidate(r) for r in self.replies]
+            + [{"uid": n.uid, "hotkey": n.hotkey, "status": "pending"} for n in self.pending],
+            "overhead_ms": round(self.overhead_ms, 3),
+        }
+
+    def _candidate(self, reply: Reply) -> dict[str, Any]:
+        uid = reply.neuron.uid
+        entry: dict[str, Any] = {
+            "uid": uid,
+            "hotkey": reply.neuron.hotkey,
+            "status": reply.status,
+            "latency_ms": round(reply.latency_ms, 3),
+            "reward": self.rewards.get(uid),
+        }
+        if reply.error:
+            entry["error"] = reply.error
+        if self.reasons.get(uid):
+            entry["reasons"] = self.reasons[uid]
+        return entry
+
+    def headers(self) -> dict[str, str]:
+        """The `x-bitgate-*` response headers."""
+        return {
+            "x-bitgate-miner-uid": str(self.winner.neuron.uid),
+            "x-bitgate-overhead-ms": f"{self.overhead_ms:.3f}",
+        }
+
+
+def miner_ref(reply: Reply) -> dict[str, Any]:
+    """Who answered: uid, hotkey, and the model the miner reported."""
+    model = reply.body.get("model") if reply.body else None
+    if model is None and reply.chunks:
+        model = reply.chunks[0].get("model")
+    return {"uid": reply.neuron.uid, "hotkey": reply.neuron.hotkey, "model": model}
+
+
+def failure_error(replies: Sequence[Reply]) -> AllMinersFailed | DeadlinePassed:
+    """504 when the deadline took every miner, else 502."""
+    statuses = ", ".join(f"uid {r.neuron.uid}: {r.status}" for r in replies)
+    if replies and all(r.status == "timeout" for r in replies):
+        return DeadlinePassed(f"No miner answered before the deadline ({statuses}).")
+    return AllMinersFailed(f"No miner gave a usable reply ({statuses}).")
+
+
+def best_index(rewards: Sequence[float], replies: Sequence[Reply]) -> int:
+    """The highest reward; ties go to the lower latency."""
+    return max(range(len(replies)), key=lambda i: (rewards[i], -replies[i].latency_ms))
+
+
+def usable(reply: Reply) -> bool:
+    """A reply a race may return at once: valid and not blank."""
+    return reply.ok and bool(reply.text.strip())
+
+
+class Pipeline:
+    """Serves planned requests with the `best_of` and `race` strategies."""
+
+    def __init__(
+        self,
+        client: MinerClient,
+        scoreboard: Scoreboard,
+        metrics: Metrics,
+        background: set[asyncio.Task[Any]],
+    ) -> None:
+        self.client = client
+        self.scoreboard = scoreboard
+        self.metrics = metrics
+        self.background = background
+
+    def deadline(self, plan: Plan) -> float:
+        """The loop time by which every miner call ends."""
+        return asyncio.get_running_loop().time() + plan.timeout_s
+
+    def _fan_out(self, plan: Plan, deadline: float) -> list[asyncio.Task[Reply]]:
+        create = asyncio.get_running_loop().create_task
+        return [
+            create(self.client.complete(n, plan.kind, plan.body, deadline)) for n in plan.candidates
+        ]
+
+    async def rank(self, plan: Plan, replies: Sequence[Reply]) -> Ranking:
+        """Rewards for valid replies (0 for the rest), from the plan's ranker."""
+        valid = [r for r in replies if r.ok]
+        rewards = [0.0] * len(replies)
+        reasons: list[list[str]] = [[] for _ in replies]
+        if not valid:
+            return Ranking(rewards, reasons)
+        started = time.perf_counter()
+        candidates = [Candidate(r.neuron.uid, r.text, r.finish_reason, r.latency_ms) for r in valid]
+        ranking = await plan.ranker.score(plan.prompt, candidates)
+        self.metrics.ranking_latency.labels(plan.pool.name, plan.ranker.name).observe(
+            time.perf_counter() - started
+        )
+        by_uid = {c.uid: i for i, c in enumerate(candidates)}
+        for i, reply in enumerate(replies):
+            j = by_uid.get(reply.neuron.uid)
+            if j is not None and reply.ok:
+                rewards[i] = ranking.rewards[j]
+                reasons[i] = ranking.reasons[j] if ranking.reasons else []
+        return Ranking(rewards, reasons)
+
+    async def best_of(self, plan: Plan) -> Result:
+        """Wait for every miner or the deadline, rank, return the best."""
+        started = time.perf_counter()
+        tasks = self._fan_out(plan, self.deadline(plan))
+        try:
+            replies = list(await asyncio.gather(*tasks))
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
+        ranking = await self.rank(plan, replies)
+        if not any(r.ok for r in replies):
+            self.settle(plan, replies, ranking, None)
+            raise failure_error(replies)
+        winner = replies[best_index(ranking.rewards, replies)]
+        slowest = max(r.latency_ms for r in replies)
+        result = self._result(plan, winner, replies, ranking, started, slowest)
+        self.settle(plan, replies, ranking, winner)
+        return result
+
+    async def race(self, plan: Plan) -> Result:
+        """Return the first usable reply; the rest are ranked in the background."""
+        started = time.perf_counter()
+        tasks = self._fan_out(plan, self.deadline(plan))
+        winner: Reply | None = None
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                reply = await next_done
+                if usable(reply):
+                    winner = reply
+                    break
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
+        if winner is None:
+            replies = [t.result() for t in tasks]
+            ranking = await self.rank(plan, replies)
+            self.settle(plan, replies, ranking, None)
+            raise failure_error(replies)
+        done = [t.result() for t in tasks if t.done()]
+        pending = [n for n, t in zip(plan.candidates, tasks, strict=True) if not t.done()]
+        result = Result(plan, winner, done, pending=pending)
+        result.overhead_ms = (time.perf_counter() - started) * 1000.0 - winner.latency_ms
+        self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
+        self.keep_in_background(self._finish_race(plan, tasks, winner))
+        return result
+
+    async def _finish_race(
+        self, plan: Plan, tasks: Sequence[asyncio.Task[Reply]], winner: Reply
+    ) -> None:
+        """Collect the race's other replies, rank them all, and settle scores."""
+        replies = list(await asyncio.gather(*tasks))
+        ranking = await self.rank(plan, replies)
+        self.settle(plan, replies, ranking, winner)
+
+    def keep_in_background(self, coro: Any) -> None:
+        """Run `coro` as a task the app keeps and cancels on shutdown."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background settle failed", exc_info=task.exception())
+
+    def _result(
+        self,
+        plan: Plan,
+        winner: Reply,
+        replies: list[Reply],
+        ranking: Ranking,
+        started: float,
+        slowest_ms: float,
+    ) -> Result:
+        uids = [r.neuron.uid for r in replies]
+        result = Result(
+            plan,
+            winner,
+            replies,
+            rewards={
+                u: round(w, 6)
+                for u, w, r in zip(uids, ranking.rewards, replies, strict=True)
+                if r.ok
+            },
+            reasons={u: rs for u, rs in zip(uids, ranking.reasons, strict=True) if rs},
+        )
+        result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - slowest_ms, 0.0)
+        self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
+        return result
+
+    def settle(
+        self, plan: Plan, replies: Sequence[Reply], ranking: Ranking, winner: Reply | None
+    ) -> None:
+        """Feed every reply's reward into the scores, and count it in the metrics."""
+        pool = plan.pool.name
+        m = self.metrics
+        outcomes = []
+        for reply, reward in zip(replies, ranking.rewards, strict=True):
+            uid = reply.neuron.uid
+            won = winner is not None and reply.neuron.uid == winner.neuron.uid
+            outcomes.append(
+                Outcome(uid, reply.neuron.hotkey, reply.status, reward, reply.latency_ms, won)
+            )
+            label = str(uid)
+            m.miner_chosen.labels(pool, label).inc()
+            m.miner_outcomes.labels(pool, label, reply.status).inc()
+            m.miner_latency.labels(pool, label, reply.status).observe(reply.latency_ms / 1000.0)
+            if reply.ok:
+                m.rewards.labels(pool, plan.ranker.name).observe(reward)
+            if won:
+                m.miner_wins.labels(pool, label).inc()
+        self.scoreboard.record(pool, outcomes)

@@ -1,0 +1,144 @@
+"""Turning one validated request into a plan: the pool, the options, the chosen miners."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.config import PoolConfig
+from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
+from gateway.pools import Pool
+from gateway.protocol import BitgateOptions, Strategy
+from ranking.base import Prompt, Ranker
+from router.fanout import Kind
+from router.metagraph import Neuron
+from router.scores import Scoreboard
+from router.selection import select_candidates
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the pipeline needs to serve one request."""
+
+    kind: Kind
+    pool: Pool
+    strategy: Strategy
+    ranker: Ranker
+    timeout_s: float
+    candidates: list[Neuron]
+    prompt: Prompt
+    body: bytes
+    client_stream: bool
+    include_usage: bool
+
+
+def _text_of(content: Any) -> str:
+    """A message's text: a string, or the text parts of a content list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
+    """What the user asked, flattened for the rankers."""
+    if kind == "completion":
+        prompt = raw["prompt"]
+        text = prompt if isinstance(prompt, str) else "\n".join(prompt)
+        return Prompt(text=text, last_user=text)
+    messages = raw["messages"]
+    turns = [_text_of(m.get("content")) for m in messages]
+    users = [t for m, t in zip(messages, turns, strict=True) if m.get("role") == "user"]
+    return Prompt(
+        text="\n".join(turns),
+        last_user=users[-1] if users else turns[-1],
+        messages=tuple(messages),
+    )
+
+
+def miner_body(raw: dict[str, Any], config: PoolConfig, stream: bool) -> bytes:
+    """The body sent to miners: the client's, less the `bitgate` block, model per pool."""
+    dropped = ("bitgate",) if stream else ("bitgate", "stream_options")
+    forward = {k: v for k, v in raw.items() if k not in dropped}
+    forward["stream"] = stream
+    if config.miner_model:
+        forward["model"] = config.miner_model
+    else:
+        forward.pop("model", None)
+    return orjson.dumps(forward)
+
+
+class Planner:
+    """Resolves pools, options and candidates; raises the 4xx/503 errors of that stage."""
+
+    def __init__(
+        self,
+        pools: dict[str, Pool],
+        rankers: dict[str, Ranker],
+        scoreboard: Scoreboard,
+        rng: random.Random,
+    ) -> None:
+        self.pools = pools
+        self.rankers = rankers
+        self.scoreboard = scoreboard
+        self.rng = rng
+
+    def pool(self, model: str) -> Pool:
+        """The pool serving `model`, or 404."""
+        pool = self.pools.get(model)
+        if pool is None:
+            raise ModelNotFound(
+                f"The model '{model}' does not exist; GET /v1/models lists the pools.",
+                param="model",
+            )
+        return pool
+
+    def ranker(self, name: str) -> Ranker:
+        """The ranker called `name`, or 400."""
+        ranker = self.rankers.get(name)
+        if ranker is None:
+            known = ", ".join(sorted(self.rankers))
+            raise BadRequest(f"Unknown ranker '{name}'; known: {known}.", param="bitgate.ranker")
+        return ranker
+
+    def plan(self, kind: Kind, raw: dict[str, Any], options: BitgateOptions | None) -> Plan:
+        """Pick the pool, merge the options, and choose the miners."""
+        pool = self.pool(raw["model"])
+        config = pool.config
+        opts = options or BitgateOptions()
+        top_k = opts.top_k or config.top_k
+        sample = opts.sample or config.sample or top_k
+        explore = config.explore if opts.explore is None else opts.explore
+        candidates = select_candidates(
+            pool.metagraph.neurons,
+            top_k=top_k,
+            sample=sample,
+            scores=self.scoreboard.scores(pool.name),
+            cooling_until=self.scoreboard.cooling_until(pool.name),
+            explore=explore,
+            now=time.time(),
+            rng=self.rng,
+        )
+        if not candidates:
+            raise NoEligibleMiner(f"No miner of pool '{pool.name}' can take a request now.")
+        strategy = opts.strategy or config.strategy
+        client_stream = bool(raw.get("stream"))
+        stream_options = raw.get("stream_options")
+        return Plan(
+            kind=kind,
+            pool=pool,
+            strategy=strategy,
+            ranker=self.ranker(opts.ranker or config.ranker),
+            timeout_s=opts.timeout_s or config.timeout_s,
+            candidates=candidates,
+            prompt=prompt_of(kind, raw),
+            body=miner_body(raw, config, stream=client_stream and strategy == "race"),
+            client_stream=client_stream,
+            include_usage=isinstance(stream_options, dict)
+            and bool(stream_options.get("include_usage")),
+        )

@@ -1,0 +1,179 @@
+"""Server-sent events: replaying a chosen reply, and racing miners' live streams."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gateway.errors import error_body
+from gateway.pipeline import Pipeline, Result, failure_error, usable
+from gateway.plan import Plan
+from gateway.responses import SSE_DONE, sse_event
+from router.fanout import Reply
+
+DONE = None
+
+
+def _chunk_object(plan: Plan) -> str:
+    return "chat.completion.chunk" if plan.kind == "chat" else "text_completion"
+
+
+def replay_chunks(result: Result) -> list[dict[str, Any]]:
+    """A finished reply as OpenAI stream chunks, the `bitgate` block on the last one."""
+    plan, body = result.plan, result.winner.body or {}
+    base = {
+        "id": body.get("id", "bitgate"),
+        "object": _chunk_object(plan),
+        "created": body.get("created", int(time.time())),
+        "model": plan.pool.name,
+    }
+    text, finish = result.winner.text, result.winner.finish_reason or "stop"
+    if plan.kind == "chat":
+        first = {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}
+        last = {"index": 0, "delta": {}, "finish_reason": finish}
+    else:
+        first = {"index": 0, "text": text, "logprobs": None, "finish_reason": None}
+        last = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish}
+    chunks: list[dict[str, Any]] = [{**base, "choices": [first]}, {**base, "choices": [last]}]
+    if plan.include_usage and isinstance(body.get("usage"), dict):
+        chunks.append({**base, "choices": [], "usage": body["usage"]})
+    chunks[-1]["bitgate"] = result.block()
+    return chunks
+
+
+async def replay(result: Result) -> AsyncIterator[bytes]:
+    """Stream a finished reply to the client."""
+    for chunk in replay_chunks(result):
+        yield sse_event(chunk)
+    yield SSE_DONE
+
+
+class LiveRace:
+    """Streams from every miner at once and forwards the first one that says something."""
+
+    def __init__(self, pipeline: Pipeline, plan: Plan) -> None:
+        self.pipeline = pipeline
+        self.plan = plan
+        self.events: asyncio.Queue[tuple[int, dict[str, Any] | None]] = asyncio.Queue()
+        self.buffered: dict[int, list[dict[str, Any]]] = {}
+        self.tasks: dict[int, asyncio.Task[Reply]] = {}
+        self.started = time.perf_counter()
+        self.winner_finished = False
+
+    async def _stream_one(self, index: int, deadline: float) -> Reply:
+        neuron = self.plan.candidates[index]
+        try:
+            return await self.pipeline.client.stream(
+                neuron,
+                self.plan.kind,
+                self.plan.body,
+                deadline,
+                sink=lambda uid, chunk: self.events.put_nowait((uid, chunk)),
+            )
+        finally:
+            self.events.put_nowait((neuron.uid, DONE))
+
+    async def start(self) -> tuple[int, list[dict[str, Any]]]:
+        """Wait for the first miner whose stream carries text; raises when none does."""
+        deadline = self.pipeline.deadline(self.plan)
+        create = asyncio.get_running_loop().create_task
+        for i, neuron in enumerate(self.plan.candidates):
+            self.tasks[neuron.uid] = create(self._stream_one(i, deadline))
+        finished = 0
+        try:
+            while finished < len(self.tasks):
+                uid, chunk = await self.events.get()
+                if chunk is DONE:
+                    finished += 1
+                    reply = self.tasks[uid].result()
+                    if usable(reply):
+                        self.winner_finished = True
+                        return uid, reply.chunks
+                    continue
+                self.buffered.setdefault(uid, []).append(chunk)
+                if _has_text(chunk):
+                    return uid, self.buffered[uid]
+        except BaseException:
+            self.cancel()
+            raise
+        replies = [t.result() for t in self.tasks.values()]
+        ranking = await self.pipeline.rank(self.plan, replies)
+        self.pipeline.settle(self.plan, replies, ranking, None)
+        raise failure_error(replies)
+
+    def cancel(self) -> None:
+        """Stop every miner stream."""
+        for task in self.tasks.values():
+            task.cancel()
+
+    async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+        """The winner's chunks as they come, then the `bitgate` block and `[DONE]`."""
+        reply: Reply | None = None
+        try:
+            held = [self._rename(c) for c in first]
+            while not self.winner_finished:
+                event_uid, chunk = await self.events.get()
+                if event_uid != uid:
+                    continue
+                if chunk is DONE:
+                    self.winner_finished = True
+                    break
+                held.append(self._rename(chunk))
+                while len(held) > 1:
+                    yield sse_event(held.pop(0))
+            reply = await self.tasks[uid]
+            for chunk in held[:-1]:
+                yield sse_event(chunk)
+            if not reply.ok:
+                # Text already sent cannot be taken back: say the stream broke, as OpenAI does.
+                yield sse_event(self._broken(reply))
+                return
+            last: dict[str, Any] = (
+                held[-1] if held else {"object": _chunk_object(self.plan), "choices": []}
+            )
+            last["bitgate"] = self._block(reply)
+            yield sse_event(last)
+            yield SSE_DONE
+        finally:
+            if reply is not None:
+                self.pipeline.keep_in_background(self._settle(reply))
+            else:
+                self.cancel()
+
+    def _rename(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        return {**chunk, "model": self.plan.pool.name}
+
+    def _block(self, winner: Reply) -> dict[str, Any]:
+        done = [t.result() for t in self.tasks.values() if t.done() and not t.cancelled()]
+        pending = [n for n in self.plan.candidates if not self.tasks[n.uid].done()]
+        result = Result(self.plan, winner, done, pending=pending)
+        result.overhead_ms = max(
+            (time.perf_counter() - self.started) * 1000.0 - winner.latency_ms, 0.0
+        )
+        self.pipeline.metrics.overhead.labels(self.plan.pool.name).observe(
+            result.overhead_ms / 1000.0
+        )
+        return result.block()
+
+    def _broken(self, winner: Reply) -> dict[str, Any]:
+        message = f"The chosen miner's stream broke off ({winner.status}: {winner.error})."
+        body = error_body(message, "upstream_error", None, "miner_stream_failed")
+        return {**body, "bitgate": self._block(winner)}
+
+    async def _settle(self, winner: Reply) -> None:
+        replies = list(await asyncio.gather(*self.tasks.values()))
+        ranking = await self.pipeline.rank(self.plan, replies)
+        self.pipeline.settle(self.plan, replies, ranking, winner)
+
+
+def _has_text(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(text, str) and text.strip():
+            return True
+    return False

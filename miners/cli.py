@@ -1,0 +1,105 @@
+"""`bitgate miner …`: run a simulated miner pool from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from miners.profiles import MIXES, MinerProfile, ProfileError, build_mix, fill, load_profiles
+from miners.sim import start_pool
+
+DEFAULT_COUNT = 10
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `miner` command's argument parser."""
+    parser = argparse.ArgumentParser(prog="bitgate miner", description="Miner programs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser("sim", help="run a simulated miner pool on loopback ports")
+    sim.add_argument(
+        "--count", type=int, help=f"number of miners (default {DEFAULT_COUNT}, or the file's)"
+    )
+    sim.add_argument("--base-port", type=int, default=0, help="first port; 0 picks free ports")
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sim.add_argument("--mix", choices=sorted(MIXES), default="demo", help="named profile mix")
+    sim.add_argument("--profiles", type=Path, help="YAML file of miner profiles (overrides --mix)")
+    sim.add_argument(
+        "--metagraph-out",
+        type=Path,
+        help="metagraph JSON to write (default ./{name}-metagraph.json)",
+    )
+    sim.add_argument("--name", default="sim", help="pool name: the metagraph's name")
+    sim.add_argument("--netuid", type=int, default=1, help="the metagraph's netuid")
+    sim.add_argument(
+        "--seed", type=int, default=0, help="seed of the miners' random latencies and failures"
+    )
+    return parser
+
+
+def choose_profiles(args: argparse.Namespace) -> list[MinerProfile]:
+    """The profiles the arguments ask for: a file (cycled to --count) or a mix."""
+    if args.profiles is not None:
+        profiles = load_profiles(args.profiles)
+        return profiles if args.count is None else fill(profiles, args.count)
+    return build_mix(args.mix, DEFAULT_COUNT if args.count is None else args.count)
+
+
+def format_ports(ports: list[int]) -> str:
+    """Ports as compact ranges: `9100-9109` or `9100,9102-9103`."""
+    spans: list[list[int]] = []
+    for port in ports:
+        if spans and port == spans[-1][1] + 1:
+            spans[-1][1] = port
+        else:
+            spans.append([port, port])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+async def run_sim(args: argparse.Namespace, profiles: list[MinerProfile]) -> None:
+    """Serve the pool, write its metagraph, and wait for SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    out = args.metagraph_out or Path(f"{args.name}-metagraph.json")
+    pool = await start_pool(profiles, host=args.host, base_port=args.base_port, seed=args.seed)
+    try:
+        pool.write_metagraph(out, name=args.name, netuid=args.netuid)
+        print(
+            f"sim pool {args.name!r}: {len(profiles)} miners on {args.host} "
+            f"ports {format_ports(pool.ports)}; metagraph {out}",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await pool.stop()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def main(argv: list[str]) -> int:
+    """Run a `miner` subcommand; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        profiles = choose_profiles(args)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(run_sim(args, profiles))
+    except (ProfileError, OSError) as exc:
+        print(f"bitgate miner {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

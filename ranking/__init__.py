@@ -1,0 +1,1 @@
+"""Validator reward models that score miner replies."""

@@ -1,0 +1,234 @@
+"""Concurrent miner calls over one shared aiohttp session, with deadlines and body caps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+from router.metagraph import Neuron
+from router.stats import Status
+
+Kind = Literal["chat", "completion"]
+PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+SSE_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+READ_CHUNK = 65536
+# Connecting is retried once: nothing was sent, so a second try cannot double a request.
+CONNECT_RETRY = retry(
+    retry=retry_if_exception_type(aiohttp.ClientConnectorError),
+    stop=stop_after_attempt(2),
+    wait=wait_fixed(0.05),
+    reraise=True,
+)
+
+ChunkSink = Callable[[int, dict[str, Any]], None]
+Headers = Mapping[str, str]
+
+
+class InvalidReply(Exception):
+    """A miner answered, but not with a usable OpenAI reply."""
+
+
+@dataclass(slots=True)
+class Reply:
+    """One miner's answer to one request, or why there is none."""
+
+    neuron: Neuron
+    status: Status
+    latency_ms: float
+    text: str = ""
+    finish_reason: str | None = None
+    body: dict[str, Any] | None = None
+    error: str | None = None
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the reply can be ranked and returned."""
+        return self.status == "ok"
+
+
+def open_session(max_connections: int) -> aiohttp.ClientSession:
+    """The process's one client session for miner calls, sized for the fan-out."""
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+
+
+def extract_choice(body: Any, kind: Kind) -> tuple[str, str | None]:
+    """The first choice's text and finish reason, or `InvalidReply`."""
+    if not isinstance(body, dict):
+        raise InvalidReply("reply is not a JSON object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise InvalidReply("reply has no choices")
+    choice = choices[0]
+    if kind == "chat":
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+    else:
+        text = choice.get("text")
+    if not isinstance(text, str):
+        raise InvalidReply("reply has no text")
+    finish = choice.get("finish_reason")
+    return text, finish if isinstance(finish, str) else None
+
+
+def chunk_delta(chunk: dict[str, Any], kind: Kind) -> tuple[str, str | None]:
+    """The text and finish reason one stream chunk adds."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        raise InvalidReply("stream chunk has no choices")
+    if not choices:
+        return "", None
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise InvalidReply("stream chunk choice is not an object")
+    if kind == "chat":
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else None
+    else:
+        text = choice.get("text")
+    finish = choice.get("finish_reason")
+    return (text if isinstance(text, str) else ""), (finish if isinstance(finish, str) else None)
+
+
+class MinerClient:
+    """Calls miners; every call ends by its deadline with a `Reply`, never an exception."""
+
+    def __init__(self, session: aiohttp.ClientSession, max_reply_bytes: int) -> None:
+        self.session = session
+        self.max_reply_bytes = max_reply_bytes
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        length = resp.content_length
+        if length is not None and length > self.max_reply_bytes:
+            raise InvalidReply(f"reply of {length} bytes is over the cap")
+        parts: list[bytes] = []
+        size = 0
+        while chunk := await resp.content.read(READ_CHUNK):
+            size += len(chunk)
+            if size > self.max_reply_bytes:
+                raise InvalidReply("reply is over the size cap")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    @CONNECT_RETRY
+    async def _post(self, url: str, body: bytes, headers: Headers) -> tuple[int, bytes]:
+        async with self.session.post(url, data=body, headers=headers) as resp:
+            return resp.status, await self._read_capped(resp)
+
+    async def complete(
+        self,
+        neuron: Neuron,
+        kind: Kind,
+        body: bytes,
+        deadline: float,
+        headers: Headers = JSON_HEADERS,
+    ) -> Reply:
+        """One non-streaming call, cut at `deadline` (event-loop time)."""
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout_at(deadline):
+                status, raw = await self._post(neuron.base_url + PATHS[kind], body, headers)
+            if status != 200:
+                return self._failed(neuron, start, "error", f"HTTP {status}")
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise InvalidReply("reply is not JSON") from None
+            text, finish = extract_choice(parsed, kind)
+        except TimeoutError:
+            return self._failed(neuron, start, "timeout", "deadline passed")
+        except InvalidReply as exc:
+            return self._failed(neuron, start, "invalid", str(exc))
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return self._failed(neuron, start, "error", type(exc).__name__)
+        return Reply(neuron, "ok", _ms_since(start), text, finish, body=parsed)
+
+    async def stream(
+        self,
+        neuron: Neuron,
+        kind: Kind,
+        body: bytes,
+        deadline: float,
+        sink: ChunkSink | None = None,
+        headers: Headers = SSE_HEADERS,
+    ) -> Reply:
+        """One streaming call; each parsed chunk goes to `sink` as it arrives."""
+        start = time.perf_counter()
+        reply = Reply(neuron, "ok", 0.0)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._read_stream(
+                    neuron.base_url + PATHS[kind], body, headers, kind, reply, sink
+                )
+        except TimeoutError:
+            return self._failed(neuron, start, "timeout", "deadline passed")
+        except InvalidReply as exc:
+            return self._failed(neuron, start, "invalid", str(exc))
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return self._failed(neuron, start, "error", type(exc).__name__)
+        reply.latency_ms = _ms_since(start)
+        return reply
+
+    async def _read_stream(
+        self,
+        url: str,
+        body: bytes,
+        headers: Headers,
+        kind: Kind,
+        reply: Reply,
+        sink: ChunkSink | None,
+    ) -> None:
+        async with self.session.post(url, data=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, (), status=resp.status, message=f"HTTP {resp.status}"
+                )
+            size = 0
+            parts: list[str] = []
+            async for line in resp.content:
+                size += len(line)
+                if size > self.max_reply_bytes:
+                    raise InvalidReply("stream is over the size cap")
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    reply.text = "".join(parts)
+                    return
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise InvalidReply("stream chunk is not JSON") from None
+                if not isinstance(chunk, dict):
+                    raise InvalidReply("stream chunk is not an object")
+                text, finish = chunk_delta(chunk, kind)
+                parts.append(text)
+                reply.finish_reason = finish or reply.finish_reason
+                reply.chunks.append(chunk)
+                if sink is not None:
+                    sink(reply.neuron.uid, chunk)
+        raise InvalidReply("stream ended without [DONE]")
+
+    @staticmethod
+    def _failed(neuron: Neuron, start: float, status: Status, error: str) -> Reply:
+        return Reply(neuron, status, _ms_since(start), error=error)
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

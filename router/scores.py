@@ -1,0 +1,135 @@
+"""EMA scores and miner stats: read locally on the request path, written behind to the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from router.metagraph import Metagraph
+from router.stats import MinerStats, Outcome, ScorePolicy, apply_outcome
+from router.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+MAX_PENDING = 20_000
+
+
+class Scoreboard:
+    """The replica's view of every pool's miner stats.
+
+    Requests read and update the local view without waiting on the store; a background
+    loop writes outcomes to the store in batches and pulls back what every replica wrote.
+    A store that fails keeps the outcomes queued (bounded) and is retried each round.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        policy: ScorePolicy,
+        *,
+        sync_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.sync_interval_s = sync_interval_s
+        self.clock = clock
+        self.store_healthy = True
+        self._local: dict[str, dict[int, MinerStats]] = {}
+        self._pending: dict[str, deque[Outcome]] = {}
+
+    def stats(self, pool: str) -> Mapping[int, MinerStats]:
+        """The local view of a pool's miner stats."""
+        return self._local.get(pool, {})
+
+    def scores(self, pool: str) -> dict[int, float]:
+        """Each miner's EMA score."""
+        return {uid: s.score for uid, s in self.stats(pool).items()}
+
+    def cooling_until(self, pool: str) -> dict[int, float]:
+        """When each cooling miner may be asked again."""
+        return {uid: s.cooling_until for uid, s in self.stats(pool).items() if s.cooling_until}
+
+    def record(self, pool: str, outcomes: Sequence[Outcome]) -> None:
+        """Fold outcomes into the local view now and queue them for the store."""
+        now = self.clock()
+        local = self._local.setdefault(pool, {})
+        queue = self._pending.setdefault(pool, deque(maxlen=MAX_PENDING))
+        for outcome in outcomes:
+            local[outcome.uid] = apply_outcome(local.get(outcome.uid), outcome, self.policy, now)
+            queue.append(outcome)
+
+    async def flush(self) -> None:
+        """Write queued outcomes to the store; on failure they stay queued."""
+        for pool, queue in self._pending.items():
+            if not queue:
+                continue
+            batch = list(queue)
+            await self.store.record(pool, batch, self.policy, self.clock())
+            for _ in batch:
+                queue.popleft()
+
+    async def pull(self, pool: str) -> None:
+        """Replace the local view with the store's, replaying outcomes not yet written."""
+        shared = await self.store.stats(pool)
+        now = self.clock()
+        for outcome in self._pending.get(pool, ()):
+            shared[outcome.uid] = apply_outcome(shared.get(outcome.uid), outcome, self.policy, now)
+        self._local[pool] = shared
+
+    async def sync(self, pools: Sequence[str]) -> None:
+        """One round: flush, then pull every pool; marks the store healthy or not."""
+        try:
+            await self.flush()
+            for pool in pools:
+                await self.pull(pool)
+        except Exception as exc:  # any store failure: keep serving from the local view
+            if self.store_healthy:
+                logger.warning("state store unavailable, serving from local state: %r", exc)
+            self.store_healthy = False
+            return
+        if not self.store_healthy:
+            logger.info("state store is back")
+        self.store_healthy = True
+
+    async def run(self, pools: Callable[[], Sequence[str]]) -> None:
+        """Sync forever, every `sync_interval_s`."""
+        while True:
+            await self.sync(pools())
+            await asyncio.sleep(self.sync_interval_s)
+
+    def leaderboard(self, pool: str, metagraph: Metagraph) -> list[dict[str, Any]]:
+        """Every miner of the pool with what the gateway knows of it, best score first."""
+        stats = self.stats(pool)
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        for neuron in metagraph.neurons:
+            s = stats.get(neuron.uid)
+            if s is not None and s.hotkey != neuron.hotkey:
+                s = None
+            rows.append(
+                {
+                    "uid": neuron.uid,
+                    "hotkey": neuron.hotkey,
+                    "incentive": neuron.incentive,
+                    "score": round(s.score, 6) if s else 0.0,
+                    "requests": s.requests if s else 0,
+                    "wins": s.wins if s else 0,
+                    "success_rate": s.success_rate if s else None,
+                    "p50_latency_ms": _round(s.p50_latency_ms if s else None),
+                    "cooling_down": bool(s and s.cooling_until > now),
+                    "cooling_until": s.cooling_until if s and s.cooling_until > now else None,
+                    "serving": neuron.serving,
+                    "validator_permit": neuron.validator_permit,
+                }
+            )
+        rows.sort(key=lambda r: (-r["score"], -r["incentive"], r["uid"]))
+        return rows
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,0 +1,82 @@
+"""Pure functions that choose which miners get a request."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+
+from router.metagraph import Neuron
+
+
+def eligible(
+    neurons: Iterable[Neuron], cooling_until: Mapping[int, float], now: float
+) -> list[Neuron]:
+    """Miners that may be asked: active, serving, no validator permit, not cooling down."""
+    return [
+        n
+        for n in neurons
+        if n.active
+        and n.serving
+        and not n.validator_permit
+        and cooling_until.get(n.uid, 0.0) <= now
+    ]
+
+
+def top_by_incentive(neurons: Sequence[Neuron], k: int) -> list[Neuron]:
+    """The `k` miners with the highest incentive; ties go to the lower uid."""
+    return sorted(neurons, key=lambda n: (-n.incentive, n.uid))[:k]
+
+
+def draw_weights(
+    neurons: Sequence[Neuron], scores: Mapping[int, float], explore: float
+) -> list[float]:
+    """Each miner's draw weight: its share of EMA score mixed with a uniform `explore` share."""
+    count = len(neurons)
+    if count == 0:
+        return []
+    uniform = 1.0 / count
+    raw = [max(scores.get(n.uid, 0.0), 0.0) for n in neurons]
+    total = sum(raw)
+    if total <= 0.0 or explore >= 1.0:
+        return [uniform] * count
+    return [(1.0 - explore) * r / total + explore * uniform for r in raw]
+
+
+def sample_without_replacement(
+    neurons: Sequence[Neuron], weights: Sequence[float], n: int, rng: random.Random
+) -> list[Neuron]:
+    """Draw `n` distinct miners, each draw proportional to the remaining weights."""
+    pool = list(zip(neurons, weights, strict=True))
+    picked: list[Neuron] = []
+    while pool and len(picked) < n:
+        total = sum(w for _, w in pool)
+        if total <= 0.0:
+            index = rng.randrange(len(pool))
+        else:
+            target = rng.random() * total
+            index = len(pool) - 1
+            for i, (_, weight) in enumerate(pool):
+                target -= weight
+                if target < 0.0:
+                    index = i
+                    break
+        picked.append(pool.pop(index)[0])
+    return picked
+
+
+def select_candidates(
+    neurons: Iterable[Neuron],
+    *,
+    top_k: int,
+    sample: int,
+    scores: Mapping[int, float],
+    cooling_until: Mapping[int, float],
+    explore: float,
+    now: float,
+    rng: random.Random,
+) -> list[Neuron]:
+    """Eligible miners → top `top_k` by incentive → `sample` of them, weighted by score."""
+    top = top_by_incentive(eligible(neurons, cooling_until, now), top_k)
+    if sample >= len(top):
+        return top
+    return sample_without_replacement(top, draw_weights(top, scores, explore), sample, rng)

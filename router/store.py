@@ -1,0 +1,230 @@
+"""The state store shared by gateway replicas: Redis, or memory when there is none."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+from router.stats import MinerStats, Outcome, ScorePolicy, apply_outcome
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "bitgate"
+
+
+def stats_key(pool: str) -> str:
+    """The Redis hash of one pool's miner stats, uid → JSON."""
+    return f"{KEY_PREFIX}:{pool}:miners"
+
+
+def metagraph_key(pool: str) -> str:
+    """The Redis key of one pool's metagraph snapshot."""
+    return f"{KEY_PREFIX}:{pool}:metagraph"
+
+
+class StateStore(Protocol):
+    """Where miner stats and metagraph snapshots live."""
+
+    name: str
+
+    async def record(
+        self, pool: str, outcomes: Sequence[Outcome], policy: ScorePolicy, now: float
+    ) -> None:
+        """Fold outcomes into the pool's miner stats, atomically."""
+        ...
+
+    async def stats(self, pool: str) -> dict[int, MinerStats]:
+        """Every miner's stats in the pool."""
+        ...
+
+    async def save_metagraph(self, pool: str, snapshot: bytes) -> None:
+        """Keep the pool's latest good metagraph (JSON)."""
+        ...
+
+    async def load_metagraph(self, pool: str) -> bytes | None:
+        """The pool's kept metagraph snapshot, if any."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the store answers now."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class MemoryStore:
+    """The embedded store: one process, nothing shared."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._stats: dict[str, dict[int, MinerStats]] = {}
+        self._metagraphs: dict[str, bytes] = {}
+
+    async def record(
+        self, pool: str, outcomes: Sequence[Outcome], policy: ScorePolicy, now: float
+    ) -> None:
+        """Fold outcomes into the pool's miner stats."""
+        miners = self._stats.setdefault(pool, {})
+        for outcome in outcomes:
+            miners[outcome.uid] = apply_outcome(miners.get(outcome.uid), outcome, policy, now)
+
+    async def stats(self, pool: str) -> dict[int, MinerStats]:
+        """A copy of every miner's stats in the pool."""
+        return copy.deepcopy(self._stats.get(pool, {}))
+
+    async def save_metagraph(self, pool: str, snapshot: bytes) -> None:
+        """Keep the snapshot."""
+        self._metagraphs[pool] = snapshot
+
+    async def load_metagraph(self, pool: str) -> bytes | None:
+        """The kept snapshot, if any."""
+        return self._metagraphs.get(pool)
+
+    async def ping(self) -> bool:
+        """Always up."""
+        return True
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+# The Lua twin of router.stats.apply_outcome: one script call folds a batch atomically,
+# so replicas racing on the same miner never lose an update.
+RECORD_LUA = """
+local alpha = tonumber(ARGV[1])
+local cooldown_after = tonumber(ARGV[2])
+local cooldown_s = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local outcomes = cjson.decode(ARGV[6])
+for _, o in ipairs(outcomes) do
+  local field = tostring(o.uid)
+  local raw = redis.call('HGET', KEYS[1], field)
+  local s = nil
+  if raw then s = cjson.decode(raw) end
+  if (not s) or s.hotkey ~= o.hotkey then
+    s = {hotkey = o.hotkey, score = 0, requests = 0, successes = 0, failures = 0,
+         consecutive_failures = 0, cooling_until = 0, wins = 0, latencies = {}}
+  end
+  local reward = 0
+  if o.status == 'ok' then reward = o.reward end
+  s.score = (1 - alpha) * s.score + alpha * reward
+  s.requests = s.requests + 1
+  if o.won then s.wins = s.wins + 1 end
+  if o.status == 'ok' then
+    s.successes = s.successes + 1
+    s.consecutive_failures = 0
+    local lat = s.latencies
+    if type(lat) ~= 'table' then lat = {} end
+    table.insert(lat, o.latency_ms)
+    while #lat > window do table.remove(lat, 1) end
+    s.latencies = lat
+  else
+    s.failures = s.failures + 1
+    s.consecutive_failures = s.consecutive_failures + 1
+    if s.consecutive_failures >= cooldown_after then
+      s.cooling_until = now + cooldown_s
+      s.consecutive_failures = 0
+    end
+  end
+  redis.call('HSET', KEYS[1], field, cjson.encode(s))
+end
+return #outcomes
+"""
+
+
+class RedisStore:
+    """Redis, shared by every gateway replica; calls fail fast and retry once."""
+
+    name = "redis"
+
+    def __init__(self, url: str, timeout_s: float = 0.5) -> None:
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self._record = self._redis.register_script(RECORD_LUA)
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(RedisError),
+            stop=stop_after_attempt(2),
+            wait=wait_fixed(0.05),
+            reraise=True,
+        )
+
+    async def record(
+        self, pool: str, outcomes: Sequence[Outcome], policy: ScorePolicy, now: float
+    ) -> None:
+        """Fold outcomes with one atomic Lua call."""
+        payload = orjson.dumps(
+            [
+                {
+                    "uid": o.uid,
+                    "hotkey": o.hotkey,
+                    "status": o.status,
+                    "reward": o.reward,
+                    "latency_ms": o.latency_ms,
+                    "won": o.won,
+                }
+                for o in outcomes
+            ]
+        )
+        args: list[Any] = [
+            policy.alpha,
+            policy.cooldown_after,
+            policy.cooldown_s,
+            now,
+            policy.latency_window,
+            payload,
+        ]
+        async for attempt in self._retrying():
+            with attempt:
+                await self._record(keys=[stats_key(pool)], args=args)
+
+    async def stats(self, pool: str) -> dict[int, MinerStats]:
+        """Every miner's stats in the pool, in one read."""
+        async for attempt in self._retrying():
+            with attempt:
+                raw: dict[Any, Any] = await self._redis.hgetall(stats_key(pool))
+        return {int(uid): MinerStats.from_json(orjson.loads(doc)) for uid, doc in raw.items()}
+
+    async def save_metagraph(self, pool: str, snapshot: bytes) -> None:
+        """Keep the snapshot for every replica."""
+        async for attempt in self._retrying():
+            with attempt:
+                await self._redis.set(metagraph_key(pool), snapshot)
+
+    async def load_metagraph(self, pool: str) -> bytes | None:
+        """The kept snapshot, if any."""
+        async for attempt in self._retrying():
+            with attempt:
+                value: Any = await self._redis.get(metagraph_key(pool))
+        return None if value is None else bytes(value)
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now."""
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+
+def open_store(redis_url: str | None) -> StateStore:
+    """Redis when a URL is given, else the in-memory store."""
+    if redis_url:
+        return RedisStore(redis_url)
+    return MemoryStore()

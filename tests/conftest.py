@@ -1,0 +1,75 @@
+"""Shared fixtures: a real Redis server, miner pools on loopback ports, gateways."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from miners.profiles import MinerProfile
+from miners.sim import SimPool, start_pool
+from tests.support import LoopThread, RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: `BITGATE_TEST_REDIS_URL`, or a server started on a free port."""
+    given = os.environ.get("BITGATE_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def clean_redis(redis_url: str) -> Iterator[str]:
+    """The Redis URL with bitgate's keys removed before and after the test."""
+    client = redis.Redis.from_url(redis_url)
+
+    def wipe() -> None:
+        keys = list(client.scan_iter("bitgate:*"))
+        if keys:
+            client.delete(*keys)
+
+    wipe()
+    yield redis_url
+    wipe()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    """An event loop in a thread, for sim miner pools that sync tests talk to."""
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def sim_pool(
+    loop_thread: LoopThread, tmp_path: Path
+) -> Iterator[Callable[..., tuple[SimPool, Path]]]:
+    """Start sim miners on loopback ports; returns the pool and its metagraph file."""
+    started: list[SimPool] = []
+
+    def start(
+        profiles: list[MinerProfile], name: str = "sim", **overrides: Any
+    ) -> tuple[SimPool, Path]:
+        pool = loop_thread.run(start_pool(profiles, seed=len(started)))
+        started.append(pool)
+        path = tmp_path / f"{name}-{len(started)}.json"
+        metagraph = pool.metagraph(name=name)
+        if overrides:
+            metagraph = metagraph.model_copy(update=overrides)
+        path.write_text(metagraph.model_dump_json())
+        return pool, path
+
+    yield start
+    for pool in started:
+        loop_thread.run(pool.stop())

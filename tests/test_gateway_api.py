@@ -1,0 +1,206 @@
+"""The HTTP API in process (TestClient runs the lifespan) against sim miners on real ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.config import Settings
+from tests.support import profiles
+
+CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+Pools = Callable[..., Any]
+
+
+@contextmanager
+def gateway(metagraph: Path, **settings: Any) -> Iterator[TestClient]:
+    """A gateway app over `metagraph`, lifespan running."""
+    app = create_app(Settings(metagraph=metagraph, **settings))
+    with TestClient(app) as client:
+        yield client
+
+
+def assert_error(
+    resp: Any, status: int, param: str | None, code: str | None = None
+) -> dict[str, Any]:
+    """The response is an OpenAI error with this status, param and code."""
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == param
+    if code is not None:
+        assert error["code"] == code
+    assert error["message"]
+    return dict(error)
+
+
+@pytest.fixture
+def good_pool(sim_pool: Pools) -> Path:
+    """Three miners: a good one, a wrong one, an off-topic one."""
+    _, path = sim_pool(profiles("good", "wrong", "off_topic"))
+    return Path(path)
+
+
+def test_best_of_returns_the_good_reply_with_the_bitgate_block(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        resp = client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert "Paris" in body["choices"][0]["message"]["content"]
+    block = body["bitgate"]
+    assert block["pool"] == "sim" and block["strategy"] == "best_of"
+    assert block["miner"]["uid"] == 0
+    assert sorted(c["uid"] for c in block["candidates"]) == [0, 1, 2]
+    assert all(c["status"] == "ok" for c in block["candidates"])
+    rewards = {c["uid"]: c["reward"] for c in block["candidates"]}
+    assert rewards[0] == max(rewards.values())
+    assert resp.headers["x-bitgate-miner-uid"] == "0"
+    assert float(resp.headers["x-bitgate-overhead-ms"]) >= 0
+
+
+def test_leaderboard_shows_scores_after_requests(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        for _ in range(3):
+            assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+        board = client.get("/v1/pools/sim/miners").json()["data"]
+    top = board[0]
+    assert top["uid"] == 0
+    assert top["requests"] == 3 and top["wins"] == 3 and top["success_rate"] == 1.0
+    assert top["score"] > 0 and top["p50_latency_ms"] is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": CHAT["messages"]}, "model"),
+        ({"model": "sim"}, "messages"),
+        ({"model": "sim", "messages": []}, "messages"),
+        ({"model": "sim", "messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+        ({**CHAT, "temperature": "hot"}, "temperature"),
+        ({**CHAT, "max_tokens": 0}, "max_tokens"),
+        ({**CHAT, "bitgate": {"top_k": 0}}, "bitgate.top_k"),
+        ({**CHAT, "bitgate": {"strategy": "fastest"}}, "bitgate.strategy"),
+        ({**CHAT, "bitgate": {"colour": "red"}}, "bitgate.colour"),
+        ({**CHAT, "bitgate": {"ranker": "oracle"}}, "bitgate.ranker"),
+    ],
+)
+def test_bad_requests_name_the_parameter(good_pool: Path, body: dict[str, Any], param: str) -> None:
+    with gateway(good_pool) as client:
+        resp = client.post("/v1/chat/completions", json=body)
+    assert_error(resp, 400, param)
+
+
+def test_invalid_json_and_non_object_bodies_are_400(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        bad = client.post(
+            "/v1/chat/completions",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
+        listed = client.post("/v1/completions", json=["a"])
+    assert "not valid JSON" in assert_error(bad, 400, None)["message"]
+    assert_error(listed, 400, None)
+
+
+def test_body_over_the_limit_is_413(good_pool: Path) -> None:
+    with gateway(good_pool, max_body_bytes=2048) as client:
+        big = {**CHAT, "messages": [{"role": "user", "content": "x" * 4096}]}
+        resp = client.post("/v1/chat/completions", json=big)
+    assert_error(resp, 413, None, "request_too_large")
+
+
+def test_unknown_model_is_404_model_not_found(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        resp = client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-9"})
+        pool = client.get("/v1/pools/gpt-9/miners")
+    assert_error(resp, 404, "model", "model_not_found")
+    assert_error(pool, 404, "pool", "model_not_found")
+
+
+def test_unknown_route_is_an_openai_error(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        resp = client.get("/v1/nothing")
+    assert_error(resp, 404, None)
+
+
+def test_api_keys_are_checked(good_pool: Path) -> None:
+    with gateway(good_pool, api_keys=["sekrit"]) as client:
+        missing = client.post("/v1/chat/completions", json=CHAT)
+        wrong = client.post(
+            "/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer nope"}
+        )
+        right = client.post(
+            "/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer sekrit"}
+        )
+    assert_error(missing, 401, None, "invalid_api_key")
+    assert_error(wrong, 401, None, "invalid_api_key")
+    assert right.status_code == 200
+
+
+def test_no_eligible_miner_is_503(sim_pool: Pools) -> None:
+    pool, path = sim_pool(profiles("good", "good"))
+    metagraph = pool.metagraph(name="sim")
+    neurons = [n.model_copy(update={"validator_permit": True}) for n in metagraph.neurons]
+    path.write_text(metagraph.model_copy(update={"neurons": neurons}).model_dump_json())
+    with gateway(path) as client:
+        resp = client.post("/v1/chat/completions", json=CHAT)
+    assert_error(resp, 503, None, "no_eligible_miner")
+
+
+def test_every_miner_failing_is_502(sim_pool: Pools) -> None:
+    _, path = sim_pool(profiles({"failure": "error"}, {"failure": "malformed"}))
+    with gateway(path) as client:
+        resp = client.post("/v1/chat/completions", json=CHAT)
+    error = assert_error(resp, 502, None, "all_miners_failed")
+    assert "uid 0: error" in error["message"] and "uid 1: invalid" in error["message"]
+
+
+def test_deadline_with_no_reply_is_504(sim_pool: Pools) -> None:
+    _, path = sim_pool(
+        profiles({"failure": "hang"}, {"failure": "slow_drip", "drip_interval_s": 0.05})
+    )
+    with gateway(path) as client:
+        resp = client.post("/v1/chat/completions", json={**CHAT, "bitgate": {"timeout_s": 0.5}})
+    assert_error(resp, 504, None, "deadline_exceeded")
+
+
+def test_repeated_failures_put_a_miner_in_cool_down(sim_pool: Pools) -> None:
+    _, path = sim_pool(profiles("good", {"failure": "error"}))
+    with gateway(path, cooldown_after=2, cooldown_s=60) as client:
+        for _ in range(2):
+            assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+        resp = client.post("/v1/chat/completions", json=CHAT)
+        board = {row["uid"]: row for row in client.get("/v1/pools/sim/miners").json()["data"]}
+    assert [c["uid"] for c in resp.json()["bitgate"]["candidates"]] == [0]
+    assert board[1]["cooling_down"] is True and board[0]["cooling_down"] is False
+
+
+def test_sample_limits_the_miners_asked(sim_pool: Pools) -> None:
+    _, path = sim_pool(profiles(*["good"] * 6))
+    with gateway(path) as client:
+        resp = client.post(
+            "/v1/chat/completions", json={**CHAT, "bitgate": {"top_k": 4, "sample": 2}}
+        )
+    uids = [c["uid"] for c in resp.json()["bitgate"]["candidates"]]
+    assert len(uids) == 2 and set(uids) <= {0, 1, 2, 3}
+
+
+def test_models_health_ready_and_metrics(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        client.post("/v1/chat/completions", json=CHAT)
+        models = client.get("/v1/models").json()
+        health = client.get("/healthz")
+        ready = client.get("/readyz").json()
+        metrics = client.get("/metrics").text
+    assert [m["id"] for m in models["data"]] == ["sim"]
+    assert health.status_code == 200
+    assert ready["ready"] is True and ready["store"] == {"kind": "memory", "healthy": True}
+    assert 'bitgate_requests_total{pool="sim",status="200",strategy="best_of"} 1.0' in metrics
+    assert 'bitgate_miner_wins_total{pool="sim",uid="0"} 1.0' in metrics
+    assert "bitgate_overhead_seconds_bucket" in metrics
