@@ -129,6 +129,8 @@ class MinerClient:
     @CONNECT_RETRY
     async def _post(self, url: str, body: bytes, headers: Headers) -> tuple[int, bytes]:
         async with self.session.post(url, data=body, headers=headers) as resp:
+            if resp.status != 200:
+                return resp.status, b""
             return resp.status, await self._read_capped(resp)
 
     async def complete(

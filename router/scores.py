@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -41,6 +42,7 @@ class Scoreboard:
         self.store_healthy = True
         self._local: dict[str, dict[int, MinerStats]] = {}
         self._pending: dict[str, deque[Outcome]] = {}
+        self._inflight: dict[str, tuple[str, list[Outcome]]] = {}
 
     def stats(self, pool: str) -> Mapping[int, MinerStats]:
         """The local view of a pool's miner stats."""
@@ -64,20 +66,25 @@ class Scoreboard:
             queue.append(outcome)
 
     async def flush(self) -> None:
-        """Write queued outcomes to the store; on failure they stay queued."""
+        """Write queued outcomes to the store as batches; a failed batch is resent as it was."""
         for pool, queue in self._pending.items():
-            if not queue:
-                continue
-            batch = list(queue)
-            await self.store.record(pool, batch, self.policy, self.clock())
-            for _ in batch:
-                queue.popleft()
+            while pool in self._inflight or queue:
+                if pool not in self._inflight:
+                    self._inflight[pool] = (uuid.uuid4().hex, list(queue))
+                    queue.clear()
+                batch_id, batch = self._inflight[pool]
+                await self.store.record(pool, batch, self.policy, self.clock(), batch_id)
+                del self._inflight[pool]
+
+    def _unwritten(self, pool: str) -> list[Outcome]:
+        inflight = self._inflight.get(pool)
+        return (inflight[1] if inflight else []) + list(self._pending.get(pool, ()))
 
     async def pull(self, pool: str) -> None:
         """Replace the local view with the store's, replaying outcomes not yet written."""
         shared = await self.store.stats(pool)
         now = self.clock()
-        for outcome in self._pending.get(pool, ()):
+        for outcome in self._unwritten(pool):
             shared[outcome.uid] = apply_outcome(shared.get(outcome.uid), outcome, self.policy, now)
         self._local[pool] = shared
 

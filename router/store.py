@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -24,6 +25,11 @@ def stats_key(pool: str) -> str:
     return f"{KEY_PREFIX}:{pool}:miners"
 
 
+def batch_key(pool: str, batch_id: str) -> str:
+    """The Redis key marking an outcome batch as written (kept an hour)."""
+    return f"{KEY_PREFIX}:{pool}:batch:{batch_id}"
+
+
 def metagraph_key(pool: str) -> str:
     """The Redis key of one pool's metagraph snapshot."""
     return f"{KEY_PREFIX}:{pool}:metagraph"
@@ -35,9 +41,15 @@ class StateStore(Protocol):
     name: str
 
     async def record(
-        self, pool: str, outcomes: Sequence[Outcome], policy: ScorePolicy, now: float
+        self,
+        pool: str,
+        outcomes: Sequence[Outcome],
+        policy: ScorePolicy,
+        now: float,
+        batch_id: str | None = None,
     ) -> None:
-        """Fold outcomes into the pool's miner stats, atomically."""
+        """Fold outcomes into the pool's miner stats, atomically; a `batch_id` seen before is
+        skipped, so a batch retried after a lost reply is counted once."""
         ...
 
     async def stats(self, pool: str) -> dict[int, MinerStats]:
@@ -69,11 +81,21 @@ class MemoryStore:
     def __init__(self) -> None:
         self._stats: dict[str, dict[int, MinerStats]] = {}
         self._metagraphs: dict[str, bytes] = {}
+        self._batches: deque[str] = deque(maxlen=10_000)
 
     async def record(
-        self, pool: str, outcomes: Sequence[Outcome], policy: ScorePolicy, now: float
+        self,
+        pool: str,
+        outcomes: Sequence[Outcome],
+        policy: ScorePolicy,
+        now: float,
+        batch_id: str | None = None,
     ) -> None:
         """Fold outcomes into the pool's miner stats."""
+        if batch_id is not None:
+            if batch_id in self._batches:
+                return
+            self._batches.append(batch_id)
         miners = self._stats.setdefault(pool, {})
         for outcome in outcomes:
             miners[outcome.uid] = apply_outcome(miners.get(outcome.uid), outcome, policy, now)
@@ -101,6 +123,9 @@ class MemoryStore:
 # The Lua twin of router.stats.apply_outcome: one script call folds a batch atomically,
 # so replicas racing on the same miner never lose an update.
 RECORD_LUA = """
+if ARGV[7] ~= '' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', 3600) then
+  return 0
+end
 local alpha = tonumber(ARGV[1])
 local cooldown_after = tonumber(ARGV[2])
 local cooldown_s = tonumber(ARGV[3])
@@ -163,9 +188,14 @@ class RedisStore:
         )
 
     async def record(
-        self, pool: str, outcomes: Sequence[Outcome], policy: ScorePolicy, now: float
+        self,
+        pool: str,
+        outcomes: Sequence[Outcome],
+        policy: ScorePolicy,
+        now: float,
+        batch_id: str | None = None,
     ) -> None:
-        """Fold outcomes with one atomic Lua call."""
+        """Fold outcomes with one atomic Lua call; retrying is safe thanks to `batch_id`."""
         payload = orjson.dumps(
             [
                 {
@@ -186,10 +216,12 @@ class RedisStore:
             now,
             policy.latency_window,
             payload,
+            batch_id or "",
         ]
+        keys = [stats_key(pool), batch_key(pool, batch_id or "-")]
         async for attempt in self._retrying():
             with attempt:
-                await self._record(keys=[stats_key(pool)], args=args)
+                await self._record(keys=keys, args=args)
 
     async def stats(self, pool: str) -> dict[int, MinerStats]:
         """Every miner's stats in the pool, in one read."""
