@@ -1,4 +1,4 @@
-"""`bitgate miner …`: run a simulated miner pool from the command line."""
+"""`bitgate miner …`: a simulated miner pool (`sim`), a real miner (`serve`), keys (`keygen`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from miners.epistula_verify import DEFAULT_WINDOW_S
+from miners.keys import HotkeyError, is_ss58, load_hotkey_file, new_keypair, write_hotkey_file
 from miners.profiles import MIXES, MinerProfile, ProfileError, build_mix, fill, load_profiles
+from miners.serve_cli import UsageError, add_serve_parser, serve_main
+from miners.signers import SignerPolicy
 from miners.sim import start_pool
 
 DEFAULT_COUNT = 10
@@ -37,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--seed", type=int, default=0, help="seed of the miners' random latencies and failures"
     )
+    sim.add_argument(
+        "--verify-epistula", action="store_true", help="refuse requests not signed (Epistula v2)"
+    )
+    sim.add_argument(
+        "--allow-hotkey", action="append", default=[], metavar="SS58", help="allowed signer"
+    )
+    sim.add_argument("--epistula-window-s", type=float, default=DEFAULT_WINDOW_S)
+    add_serve_parser(commands)
+    keygen = commands.add_parser("keygen", help="write a new hotkey file (btcli's format)")
+    keygen.add_argument("path", type=Path, help="file to write; an existing file is kept")
     return parser
 
 
@@ -68,6 +82,9 @@ async def run_sim(args: argparse.Namespace, profiles: list[MinerProfile]) -> Non
     out = args.metagraph_out or Path(f"{args.name}-metagraph.json")
     pool = await start_pool(profiles, host=args.host, base_port=args.base_port, seed=args.seed)
     try:
+        if args.verify_epistula:
+            policy = SignerPolicy(args.allow_hotkey)
+            pool.require_epistula(policy, args.name, args.epistula_window_s)
         pool.write_metagraph(out, name=args.name, netuid=args.netuid)
         print(
             f"sim pool {args.name!r}: {len(profiles)} miners on {args.host} "
@@ -88,14 +105,37 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def check_sim_signers(args: argparse.Namespace) -> None:
+    """`--verify-epistula` needs allowed signers, each an SS58 address."""
+    if not args.verify_epistula:
+        return
+    if not args.allow_hotkey:
+        raise UsageError("--verify-epistula needs at least one --allow-hotkey SS58")
+    bad = [hotkey for hotkey in args.allow_hotkey if not is_ss58(hotkey)]
+    if bad:
+        raise UsageError(f"--allow-hotkey {bad[0]!r} is not an SS58 address")
+
+
+def keygen(path: Path) -> int:
+    """Write a new hotkey file and print its SS58 address (never its secret)."""
+    write_hotkey_file(path, new_keypair())
+    print(load_hotkey_file(path).ss58_address)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run a `miner` subcommand; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve_main(args)
     try:
+        if args.command == "keygen":
+            return keygen(args.path)
+        check_sim_signers(args)
         profiles = choose_profiles(args)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(run_sim(args, profiles))
-    except (ProfileError, OSError) as exc:
+    except (ProfileError, HotkeyError, UsageError, OSError) as exc:
         print(f"bitgate miner {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

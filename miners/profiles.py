@@ -16,7 +16,7 @@ from router.metagraph import describe_validation_error
 Quality = Literal[
     "good", "partial", "wrong", "off_topic", "empty", "echo", "refusal", "truncated", "repetitive"
 ]
-FailureMode = Literal["none", "error", "hang", "malformed", "drop_stream", "slow_drip"]
+FailureMode = Literal["none", "error", "hang", "malformed", "empty", "drop_stream", "slow_drip"]
 LatencyKind = Literal["fixed", "normal", "lognormal"]
 
 QUALITIES: tuple[Quality, ...] = get_args(Quality)
@@ -80,6 +80,10 @@ class MinerProfile(BaseModel):
     failure: FailureMode = "none"
     failure_rate: float = Field(default=1.0, ge=0, le=1, description="share of requests failing")
     drip_interval_s: float = Field(default=0.5, gt=0, description="slow_drip: seconds per write")
+    capacity: int | None = Field(
+        default=None, ge=1, description="requests in flight at most; beyond that 429"
+    )
+    retry_after_s: float = Field(default=1.0, gt=0, description="Retry-After of a 429")
     model: str = "sim"
     incentive: float | None = Field(default=None, ge=0, description="metagraph override")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from miners.epistula_verify import DEFAULT_SKEW_S, DEFAULT_WINDOW_S, SignerCheck, Verifier
 from miners.profiles import MinerProfile
 from miners.sim_miner import SimMiner
 from router.metagraph import Axon, Metagraph, Neuron
@@ -68,6 +69,22 @@ class SimPool:
         host = f"[{ip}]" if ":" in ip else ip
         return [f"http://{host}:{port}" for port in self.ports]
 
+    @staticmethod
+    def hotkey(name: str, uid: int) -> str:
+        """The hotkey of miner `uid` in the pool's metagraph called `name`."""
+        return sim_key(f"{name}/{uid}/hotkey")
+
+    def require_epistula(
+        self,
+        allowed: SignerCheck,
+        name: str = "sim",
+        window_s: float = DEFAULT_WINDOW_S,
+        skew_s: float = DEFAULT_SKEW_S,
+    ) -> None:
+        """From now on each miner answers only requests an allowed signer signed for its hotkey."""
+        for uid, miner in enumerate(self.miners):
+            miner.verifier = Verifier(self.hotkey(name, uid), allowed, window_s, skew_s)
+
     def request_counts(self) -> list[int]:
         """How many completion requests each miner has accepted, by uid."""
         return [miner.requests for miner in self.miners]
@@ -88,7 +105,7 @@ class SimPool:
         return Neuron.model_validate(
             {
                 "uid": uid,
-                "hotkey": sim_key(f"{name}/{uid}/hotkey"),
+                "hotkey": self.hotkey(name, uid),
                 "coldkey": sim_key(f"{name}/{uid}/coldkey"),
                 "axon": Axon(ip=advertised_ip(self.host), port=port),
                 "incentive": incentive if profile.incentive is None else profile.incentive,

@@ -1,4 +1,4 @@
-"""How a simulated miner fails: errors, hangs, broken JSON, cut connections, slow drips."""
+"""How a simulated miner fails: errors, hangs, broken JSON, empty replies, cuts, slow drips."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ def malformed_frames(plan: StreamPlan) -> bytes:
     """A stream whose first content chunk is broken JSON, then [DONE]."""
     broken = b'data: {"id": "broken", "choices": [{"delta": {"content": \n\n'
     return b"".join([*plan.head, broken, plan.tail[-1]])
+
+
+def empty_body() -> web.Response:
+    """A 200 with no body at all."""
+    return web.Response(body=b"", headers=JSON_HEADERS)
+
+
+def empty_stream() -> web.Response:
+    """A 200 event stream with no events, not even [DONE]."""
+    return web.Response(body=b"", headers=SSE_HEADERS)
 
 
 def cut(request: web.BaseRequest) -> None:

@@ -13,6 +13,8 @@ import orjson
 from aiohttp import web
 
 from miners import sim_faults
+from miners.epistula_verify import Verifier
+from miners.guard import Capacity, refuse_unsigned
 from miners.profiles import FailureMode, MinerProfile
 from miners.questions import Answer, answer
 from miners.sim_openai import (
@@ -41,6 +43,8 @@ class SimMiner:
         self.profile = profile
         self.rng = rng
         self.requests = 0
+        self.capacity = Capacity(profile.capacity, profile.retry_after_s)
+        self.verifier: Verifier | None = None
         self._ids = count()
         self._tag = f"sim{rng.getrandbits(32):08x}"
 
@@ -51,6 +55,7 @@ class SimMiner:
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/availability", self.availability)
         return app
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
@@ -77,13 +82,32 @@ class SimMiner:
         """`GET /health`: 200 with an empty body, as vLLM does."""
         return web.Response()
 
+    async def availability(self, request: web.Request) -> web.Response:
+        """`GET /availability`: model, capacity and load."""
+        document = self.capacity.availability(self.profile.model)
+        return web.Response(body=orjson.dumps(document), headers=JSON_HEADERS)
+
     async def _complete(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-        """Answer a completion request as the profile says: latency, quality, failure."""
+        """Check the signature and capacity, then answer as the profile says."""
+        refused = await refuse_unsigned(self.verifier, request)
+        if refused is not None:
+            return refused
         try:
             parsed = endpoint.parse(await _read_object(request))
         except BadRequest as exc:
             body = error_body(str(exc), "invalid_request_error", exc.param)
             return web.Response(status=400, body=body, headers=JSON_HEADERS)
+        if not self.capacity.try_enter():
+            return self.capacity.busy()
+        try:
+            return await self._answer(request, endpoint, parsed)
+        finally:
+            self.capacity.leave()
+
+    async def _answer(
+        self, request: web.Request, endpoint: Endpoint, parsed: Request
+    ) -> web.StreamResponse:
+        """Answer an accepted request: latency, quality, failure."""
         self.requests += 1
         failure = self._failure()
         if failure == "hang":
@@ -131,6 +155,8 @@ class SimMiner:
         """A non-stream reply, or its failure."""
         if failure == "malformed":
             return sim_faults.malformed_body(document)
+        if failure == "empty":
+            return sim_faults.empty_body()
         if failure == "drop_stream":
             return await sim_faults.drop_body(request, document)
         if failure == "slow_drip":
@@ -141,6 +167,8 @@ class SimMiner:
         self, request: web.Request, plan: StreamPlan, failure: FailureMode
     ) -> web.StreamResponse:
         """A stream reply, paced at the profile's tokens per second, or its failure."""
+        if failure == "empty":
+            return sim_faults.empty_stream()
         if failure == "drop_stream":
             return await sim_faults.drop_stream(request, plan)
         if failure == "slow_drip":

@@ -30,6 +30,8 @@ CONNECT_RETRY = retry(
 
 ChunkSink = Callable[[int, dict[str, Any]], None]
 Headers = Mapping[str, str]
+# Extra headers for one miner request, from the shared body and the miner's hotkey (signing).
+RequestSigner = Callable[[bytes, str], Headers]
 
 
 class InvalidReply(Exception):
@@ -109,9 +111,21 @@ def chunk_delta(chunk: dict[str, Any], kind: Kind) -> tuple[str, str | None]:
 class MinerClient:
     """Calls miners; every call ends by its deadline with a `Reply`, never an exception."""
 
-    def __init__(self, session: aiohttp.ClientSession, max_reply_bytes: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        max_reply_bytes: int,
+        signer: RequestSigner | None = None,
+    ) -> None:
         self.session = session
         self.max_reply_bytes = max_reply_bytes
+        self.signer = signer
+
+    def _headers(self, base: Headers, body: bytes, neuron: Neuron) -> Headers:
+        """The request's headers, signed for this miner when there is a signer."""
+        if self.signer is None:
+            return base
+        return {**base, **self.signer(body, neuron.hotkey)}
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         length = resp.content_length
@@ -143,6 +157,7 @@ class MinerClient:
     ) -> Reply:
         """One non-streaming call, cut at `deadline` (event-loop time)."""
         start = time.perf_counter()
+        headers = self._headers(headers, body, neuron)
         try:
             async with asyncio.timeout_at(deadline):
                 status, raw = await self._post(neuron.base_url + PATHS[kind], body, headers)
@@ -172,6 +187,7 @@ class MinerClient:
     ) -> Reply:
         """One streaming call; each parsed chunk goes to `sink` as it arrives."""
         start = time.perf_counter()
+        headers = self._headers(headers, body, neuron)
         reply = Reply(neuron, "ok", 0.0)
         try:
             async with asyncio.timeout_at(deadline):

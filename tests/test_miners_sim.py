@@ -294,7 +294,7 @@ async def test_failure_rate_fails_about_that_share(client: aiohttp.ClientSession
 
 
 def test_every_failure_mode_is_covered_by_the_faults_mix() -> None:
-    profiles = build_mix("faults", 6)
+    profiles = build_mix("faults", len(FAILURE_MODES))
     assert {p.failure for p in profiles} == set(FAILURE_MODES)
     assert all(p.quality == "good" for p in profiles)
 

@@ -1,0 +1,164 @@
+"""The miner server: verifies Epistula, limits load, forwards OpenAI requests to vLLM."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from miners.epistula_verify import Verifier
+from miners.guard import Capacity, refuse_unsigned
+from miners.sim_openai import JSON_HEADERS, error_body
+from miners.upstream import Upstream, open_upstream_session
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+SHUTDOWN_TIMEOUT_S = 5.0
+
+BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MinerConfig:
+    """What the miner server needs to know, whatever starts it."""
+
+    upstream: str
+    model: str | None = None
+    max_in_flight: int = 32
+    retry_after_s: float = 1.0
+    timeout_s: float = 60.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    upstream_api_key: str | None = None
+
+    def __repr__(self) -> str:
+        return f"MinerConfig(upstream={self.upstream!r}, model={self.model!r})"
+
+
+def bad_request(message: str, param: str | None = None, status: int = 400) -> web.Response:
+    """An OpenAI `invalid_request_error`."""
+    body = error_body(message, "invalid_request_error", param)
+    return web.Response(status=status, body=body, headers=JSON_HEADERS)
+
+
+class MinerServer:
+    """Routes of one miner: completions forwarded upstream, availability, health, models."""
+
+    def __init__(
+        self,
+        config: MinerConfig,
+        verifier: Verifier | None,
+        background: tuple[BackgroundJob, ...] = (),
+    ) -> None:
+        self.config = config
+        self.verifier = verifier
+        self.capacity = Capacity(config.max_in_flight, config.retry_after_s)
+        self.background = background
+        self.upstream: Upstream | None = None
+
+    def app(self) -> web.Application:
+        """The miner's aiohttp application; its upstream session lives as long as the app."""
+        app = web.Application(client_max_size=self.config.max_body_bytes)
+        app.cleanup_ctx.append(self._lifespan)
+        app.router.add_post(CHAT, self.chat)
+        app.router.add_post(COMPLETIONS, self.completions)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/availability", self.availability)
+        app.router.add_get("/health", self.health)
+        return app
+
+    async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        """Open the upstream session and start background jobs; undo both on shutdown."""
+        session = open_upstream_session(self.config.max_in_flight + 4)
+        self.upstream = Upstream(
+            session, self.config.upstream, self.config.timeout_s, self.config.upstream_api_key
+        )
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(job()) for job in self.background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await session.close()
+
+    def _upstream(self) -> Upstream:
+        if self.upstream is None:
+            raise RuntimeError("the miner app is not started")
+        return self.upstream
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        """`POST /v1/chat/completions`, forwarded."""
+        return await self._forward(request, CHAT)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        """`POST /v1/completions`, forwarded."""
+        return await self._forward(request, COMPLETIONS)
+
+    async def models(self, request: web.Request) -> web.Response:
+        """`GET /v1/models`, from the upstream."""
+        return await self._upstream().get("/v1/models")
+
+    async def availability(self, request: web.Request) -> web.Response:
+        """`GET /availability`: model, capacity and load."""
+        document = self.capacity.availability(self.config.model or "")
+        return web.Response(body=orjson.dumps(document), headers=JSON_HEADERS)
+
+    async def health(self, request: web.Request) -> web.Response:
+        """`GET /health`: 200 while the upstream is healthy, else 503."""
+        return web.Response(status=200 if await self._upstream().healthy() else 503)
+
+    async def _forward(self, request: web.Request, path: str) -> web.StreamResponse:
+        """Check the body, signature and capacity; then forward, stream or not."""
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return bad_request("request body is too large", status=413)
+        refused = await refuse_unsigned(self.verifier, request)
+        if refused is not None:
+            return refused
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return bad_request("request body is not valid JSON")
+        if not isinstance(payload, dict):
+            return bad_request("request body must be a JSON object")
+        if not self.capacity.try_enter():
+            return self.capacity.busy()
+        try:
+            body = self._for_upstream(payload, raw)
+            if payload.get("stream") is True:
+                return await self._upstream().stream(request, path, body)
+            return await self._upstream().complete(path, body)
+        finally:
+            self.capacity.leave()
+
+    def _for_upstream(self, payload: dict[str, Any], raw: bytes) -> bytes:
+        """The body to send upstream: `model` set to the served model when the miner has one."""
+        model = self.config.model
+        if model is None or payload.get("model") == model:
+            return raw
+        payload["model"] = model
+        return orjson.dumps(payload)
+
+
+async def start_miner(server: MinerServer, host: str, port: int) -> web.AppRunner:
+    """Start serving the miner on host:port; `cleanup()` the runner to stop."""
+    runner = web.AppRunner(
+        server.app(),
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
