@@ -46,3 +46,12 @@ class Ranker(Protocol):
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """Reward each candidate, in the order given."""
         ...
+
+
+class RankerUnavailable(RuntimeError):
+    """A ranker could not score this time (loading, timeout, 5xx, wrong shape); try the next."""
+
+    def __init__(self, ranker: str, reason: str, detail: str = "") -> None:
+        super().__init__(f"ranker {ranker} unavailable: {reason}{': ' + detail if detail else ''}")
+        self.ranker = ranker
+        self.reason = reason

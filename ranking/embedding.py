@@ -1,0 +1,190 @@
+"""The embedding ranker: relevance, agreement and prompt-copy signals from sentence embeddings.
+
+Each candidate's reward, in [0, 1]:
+
+    reward = on_topic * agreement * completeness
+
+- on_topic: the cosine similarity of the reply with the conversation's query (the last user
+  turn, preceded by the turn or two before it when there are any), divided by
+  ON_TOPIC_COSINE and capped at 1. Relevance works as a gate: any on-topic reply passes in
+  full, off-topic ones (a cosine near 0) are scaled towards 0. Beyond "on topic" a higher
+  cosine says little about quality; replies that restate the question score highest of all.
+- agreement (self-consistency): the reply's mean cosine similarity with the other replies,
+  each witness weighted by its own on_topic, and replies that copy the prompt not counted,
+  so the reply that the other on-topic replies agree with scores highest.
+- completeness: 0.5 + 0.5 * min(1, words / COMPLETE_WORDS). Embeddings cannot tell a full
+  answer from a vague or terse one that points the same way (a vague reply sits at the
+  centre of the others and agrees with all of them), so replies under COMPLETE_WORDS words
+  lose up to half their reward. COMPLETE_WORDS is the heuristic ranker's FULL_ANSWER_WORDS.
+- a reply whose embedding nearly equals the last user turn's (cosine >= DUPLICATE_COSINE) is
+  a copy of the prompt: its reward is multiplied by DUPLICATE_FACTOR, reason
+  `prompt_duplicate`.
+
+The first version added 0.6 relevance and 0.4 agreement (relevance-squared witnesses); on the
+evaluation set's dev split that let wrong answers, which restate the question, win too
+often, so the gate above replaced it; completeness was added after a vague sim-miner reply
+won a demo question. See ranking/EVALUATION.md for the dev and held-out figures of each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ranking.base import Candidate, Prompt, RankerUnavailable, Ranking
+from ranking.batcher import MicroBatcher
+from ranking.heuristic import FULL_ANSWER_WORDS
+
+logger = logging.getLogger(__name__)
+_WORD = re.compile(r"\w+")
+
+ON_TOPIC_COSINE = 0.5
+COMPLETE_WORDS = FULL_ANSWER_WORDS
+DUPLICATE_COSINE = 0.95
+DUPLICATE_FACTOR = 0.2
+NEUTRAL = 0.5
+CONTEXT_TURNS = 2  # earlier turns prepended to the last user turn
+CONTEXT_CHARS = 300  # of each earlier turn
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def query_text(prompt: Prompt) -> str:
+    """What replies should be relevant to: the last user turn, after a little context."""
+    turns = [
+        _text_of(m.get("content"))
+        for m in prompt.messages
+        if m.get("role") in {"user", "assistant"}
+    ]
+    if len(turns) <= 1:
+        return prompt.last_user or prompt.text
+    context = [t[:CONTEXT_CHARS] for t in turns[-1 - CONTEXT_TURNS : -1]]
+    return "\n".join([*context, prompt.last_user])
+
+
+class EmbeddingModel:
+    """all-MiniLM-L6-v2 loaded once, in the background; serves embeddings through a batcher."""
+
+    def __init__(
+        self, quantize: bool = True, threads: int | None = None, enabled: bool = True
+    ) -> None:
+        self.quantize = quantize
+        self.enabled = enabled
+        self.threads = threads
+        self.batcher: MicroBatcher | None = None
+        self.error: str | None = None
+        self.load_seconds: float | None = None
+        self.encoder: Any = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether embeddings can be served now."""
+        return self.batcher is not None
+
+    def load_sync(self) -> None:
+        """Build or read the ONNX model and open a session (seconds; blocks the caller)."""
+        from ranking.encoder import Encoder
+
+        started = time.perf_counter()
+        try:
+            self.encoder = Encoder(quantize=self.quantize, threads=self.threads)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.error("embedding model failed to load: %s", self.error)
+            raise
+        self.batcher = MicroBatcher(self.encoder.encode)
+        self.load_seconds = time.perf_counter() - started
+        logger.info("embedding model ready in %.1fs (%s)", self.load_seconds, self.encoder.path)
+
+    async def load(self) -> None:
+        """Load in a worker thread; the loop keeps serving meanwhile. Errors are logged, kept."""
+        with contextlib.suppress(Exception):  # logged in load_sync; rankers report `failed`
+            await asyncio.to_thread(self.load_sync)
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit embeddings, or RankerUnavailable while loading or after a failed load."""
+        if self.batcher is None:
+            reason = "disabled" if not self.enabled else "failed" if self.error else "loading"
+            raise RankerUnavailable("embedding", reason)
+        return await self.batcher.embed(texts)
+
+    async def aclose(self) -> None:
+        """Stop the batcher's worker and its thread."""
+        if self.batcher is not None:
+            await self.batcher.aclose()
+
+    async def aclose_worker(self) -> None:
+        """Stop the batcher's worker task only (the model stays usable from another loop)."""
+        if self.batcher is not None:
+            await self.batcher.stop_worker()
+
+
+class EmbeddingRanker:
+    """Ranks replies by embedding relevance and agreement; needs a loaded EmbeddingModel."""
+
+    name = "embedding"
+
+    def __init__(self, model: EmbeddingModel) -> None:
+        self.model = model
+
+    async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
+        """Reward each candidate in [0, 1]; the model runs in the batcher's thread."""
+        if not candidates:
+            return Ranking([], [])
+        query = query_text(prompt)
+        last = prompt.last_user or prompt.text
+        heads = [query] if query == last else [query, last]
+        vectors = await self.model.embed([*heads, *(c.text for c in candidates)])
+        words = [len(_WORD.findall(c.text)) for c in candidates]
+        return rank_embeddings(vectors[0], vectors[len(heads) - 1], vectors[len(heads) :], words)
+
+
+def rank_embeddings(
+    query: np.ndarray, last_user: np.ndarray, replies: np.ndarray, words: Sequence[int]
+) -> Ranking:
+    """Rewards and reasons from unit vectors of the query, last user turn and replies."""
+    on_topic = np.minimum(1.0, np.clip(replies @ query, 0.0, 1.0) / ON_TOPIC_COSINE)
+    similarity = replies @ replies.T
+    copies = (replies @ last_user) >= DUPLICATE_COSINE
+    witness = np.where(copies, 0.0, on_topic)
+    n = len(replies)
+    rewards: list[float] = []
+    reasons: list[list[str]] = []
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        weight = float(witness[others].sum()) if others else 0.0
+        if weight > 1e-9:
+            agreement = float((witness[others] * similarity[i, others]).sum()) / weight
+        else:
+            agreement = NEUTRAL
+        completeness = 0.5 + 0.5 * min(1.0, words[i] / COMPLETE_WORDS)
+        reward = float(on_topic[i]) * max(agreement, 0.0) * completeness
+        why: list[str] = []
+        if copies[i]:
+            reward *= DUPLICATE_FACTOR
+            why.append("prompt_duplicate")
+        rewards.append(min(1.0, max(0.0, reward)))
+        reasons.append(why)
+    return Ranking(rewards, reasons)
+
+
+async def serve_embeddings(model: EmbeddingModel) -> None:
+    """Background task: load the model, hold it until cancelled, then stop its worker thread."""
+    try:
+        await model.load()
+        await asyncio.Event().wait()
+    finally:
+        await model.aclose()
