@@ -35,6 +35,21 @@ def metagraph_key(pool: str) -> str:
     return f"{KEY_PREFIX}:{pool}:metagraph"
 
 
+def weights_key(pool: str) -> str:
+    """The Redis hash of one pool's validator weights, validator hotkey → JSON."""
+    return f"{KEY_PREFIX}:{pool}:weights"
+
+
+def bonds_key(pool: str) -> str:
+    """The Redis key of one pool's Yuma bonds (local pools)."""
+    return f"{KEY_PREFIX}:{pool}:bonds"
+
+
+def epoch_key(pool: str, epoch: int) -> str:
+    """The Redis key a replica sets to claim one epoch of a local pool."""
+    return f"{KEY_PREFIX}:{pool}:epoch:{epoch}"
+
+
 class StateStore(Protocol):
     """Where miner stats and metagraph snapshots live."""
 
@@ -64,6 +79,26 @@ class StateStore(Protocol):
         """The pool's kept metagraph snapshot, if any."""
         ...
 
+    async def save_weights(self, pool: str, hotkey: str, weights: bytes) -> None:
+        """Keep one validator's latest weights over the pool (JSON)."""
+        ...
+
+    async def load_weights(self, pool: str) -> dict[str, bytes]:
+        """Every validator's latest weights, by validator hotkey."""
+        ...
+
+    async def save_bonds(self, pool: str, bonds: bytes) -> None:
+        """Keep the pool's Yuma bonds after an epoch (JSON)."""
+        ...
+
+    async def load_bonds(self, pool: str) -> bytes | None:
+        """The pool's kept bonds, if any."""
+        ...
+
+    async def claim_epoch(self, pool: str, epoch: int, ttl_s: float) -> bool:
+        """True for the one replica that may run this epoch of the pool."""
+        ...
+
     async def ping(self) -> bool:
         """Whether the store answers now."""
         ...
@@ -81,6 +116,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self._stats: dict[str, dict[int, MinerStats]] = {}
         self._metagraphs: dict[str, bytes] = {}
+        self._weights: dict[str, dict[str, bytes]] = {}
+        self._bonds: dict[str, bytes] = {}
+        self._epochs: dict[str, int] = {}
         self._batches: deque[str] = deque(maxlen=10_000)
 
     async def record(
@@ -111,6 +149,29 @@ class MemoryStore:
     async def load_metagraph(self, pool: str) -> bytes | None:
         """The kept snapshot, if any."""
         return self._metagraphs.get(pool)
+
+    async def save_weights(self, pool: str, hotkey: str, weights: bytes) -> None:
+        """Keep the validator's weights."""
+        self._weights.setdefault(pool, {})[hotkey] = weights
+
+    async def load_weights(self, pool: str) -> dict[str, bytes]:
+        """Every validator's kept weights."""
+        return dict(self._weights.get(pool, {}))
+
+    async def save_bonds(self, pool: str, bonds: bytes) -> None:
+        """Keep the bonds."""
+        self._bonds[pool] = bonds
+
+    async def load_bonds(self, pool: str) -> bytes | None:
+        """The kept bonds, if any."""
+        return self._bonds.get(pool)
+
+    async def claim_epoch(self, pool: str, epoch: int, ttl_s: float) -> bool:
+        """One process: each epoch is claimed once, in order."""
+        if epoch <= self._epochs.get(pool, -1):
+            return False
+        self._epochs[pool] = epoch
+        return True
 
     async def ping(self) -> bool:
         """Always up."""
@@ -243,6 +304,41 @@ class RedisStore:
                 value: Any = await self._redis.get(metagraph_key(pool))
         return None if value is None else bytes(value)
 
+    async def save_weights(self, pool: str, hotkey: str, weights: bytes) -> None:
+        """Keep the validator's weights for every replica."""
+        async for attempt in self._retrying():
+            with attempt:
+                await self._redis.hset(weights_key(pool), hotkey, weights)
+
+    async def load_weights(self, pool: str) -> dict[str, bytes]:
+        """Every validator's kept weights, in one read."""
+        async for attempt in self._retrying():
+            with attempt:
+                raw: dict[Any, Any] = await self._redis.hgetall(weights_key(pool))
+        return {_text(hotkey): bytes(doc) for hotkey, doc in raw.items()}
+
+    async def save_bonds(self, pool: str, bonds: bytes) -> None:
+        """Keep the bonds for every replica."""
+        async for attempt in self._retrying():
+            with attempt:
+                await self._redis.set(bonds_key(pool), bonds)
+
+    async def load_bonds(self, pool: str) -> bytes | None:
+        """The kept bonds, if any."""
+        async for attempt in self._retrying():
+            with attempt:
+                value: Any = await self._redis.get(bonds_key(pool))
+        return None if value is None else bytes(value)
+
+    async def claim_epoch(self, pool: str, epoch: int, ttl_s: float) -> bool:
+        """SET NX on the epoch's key: the first replica to ask wins; a retry after a lost reply
+        may lose its own claim, which only skips the epoch on this replica."""
+        ttl_ms = max(int(ttl_s * 1000), 1)
+        async for attempt in self._retrying():
+            with attempt:
+                won = await self._redis.set(epoch_key(pool, epoch), b"1", nx=True, px=ttl_ms)
+        return bool(won)
+
     async def ping(self) -> bool:
         """Whether Redis answers now."""
         try:
@@ -253,6 +349,11 @@ class RedisStore:
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis hash field as text."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def open_store(redis_url: str | None) -> StateStore:
