@@ -92,6 +92,7 @@ async def leaderboard(pool: str, state: State) -> JSONBytes:
     if served is None:
         raise ModelNotFound(f"The pool '{pool}' does not exist.", param="pool")
     rows = state.scoreboard.leaderboard(pool, served.metagraph)
+    served.add_weights(rows)
     return JSONBytes({"object": "list", "pool": pool, "data": rows})
 
 
@@ -105,6 +106,8 @@ async def healthz() -> JSONBytes:
 async def readyz(state: State) -> JSONBytes:
     """Ready when every pool has a metagraph; reports the store and metagraph errors."""
     report = state.readiness()
+    for name, pool in state.pools.items():
+        report["pools"][name]["sync"] = pool.status()
     return JSONBytes(report, status_code=200 if report["ready"] else 503)
 
 
@@ -112,4 +115,8 @@ async def readyz(state: State) -> JSONBytes:
 async def metrics(state: State) -> Response:
     """Prometheus metrics."""
     state.metrics.store_up.set(1 if state.scoreboard.store_healthy else 0)
+    for pool in state.pools.values():
+        age = pool.status().get("last_sync_age_s")
+        if age is not None:
+            state.metrics.metagraph_sync_age.labels(pool.name).set(age)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

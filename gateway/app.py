@@ -9,18 +9,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 from fastapi import FastAPI
 
 from gateway.api import router
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.errors import install_error_handlers
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.plan import Planner
-from gateway.pools import open_pools, watch_metagraphs
+from gateway.pools import ChainAccess, open_pools, run_epochs, watch_chain, watch_metagraphs
 from gateway.state import GatewayState
+from miners.epistula import Signer
+from miners.keys import load_hotkey
+from ranking import registry
 from ranking.base import Ranker
-from ranking.heuristic import HeuristicRanker
+from ranking.embedding import EmbeddingModel, serve_embeddings
 from router.fanout import MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
@@ -29,14 +33,40 @@ from router.store import open_store
 logger = logging.getLogger(__name__)
 
 
-def build_rankers() -> dict[str, Ranker]:
-    """The rankers a pool or a request may name."""
-    heuristic = HeuristicRanker()
-    return {heuristic.name: heuristic}
+def check_rankers(settings: Settings) -> None:
+    """Fail at startup, with one line, when a pool names a ranker nobody defined."""
+    wanted = [settings.routing.ranker, *(c.ranker for c in settings.pool_configs())]
+    try:
+        registry.check_names(settings.ranker_specs(), wanted)
+    except registry.RankerConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-async def start_state(settings: Settings) -> GatewayState:
+def build_rankers(
+    settings: Settings, session: aiohttp.ClientSession, metrics: Metrics, model: EmbeddingModel
+) -> dict[str, Ranker]:
+    """The rankers a pool or a request may name (ranking/registry.py); fallbacks are counted."""
+
+    def fallback(ranker: str, reason: str) -> None:
+        metrics.ranker_fallbacks.labels(ranker, reason).inc()
+
+    return registry.build_rankers(settings.ranker_specs(), session, model, fallback)
+
+
+def build_signer(settings: Settings) -> Signer | None:
+    """The Epistula v2 signer of miner requests, when the gateway is given a hotkey."""
+    mnemonic = settings.hotkey_mnemonic
+    keypair = load_hotkey(settings.hotkey_file, mnemonic.get_secret_value() if mnemonic else None)
+    if keypair is None:
+        return None
+    logger.info("signing miner requests (Epistula v2) as hotkey %s", keypair.ss58_address)
+    return Signer(keypair)
+
+
+async def start_state(settings: Settings, chain: ChainAccess | None = None) -> GatewayState:
     """Open the store, pools, client session and pipeline; start the background tasks."""
+    check_rankers(settings)
+    signer = build_signer(settings)
     store = open_store(settings.redis_url)
     policy = ScorePolicy(
         alpha=settings.ema_alpha,
@@ -45,32 +75,42 @@ async def start_state(settings: Settings) -> GatewayState:
     )
     scoreboard = Scoreboard(store, policy, sync_interval_s=settings.store_sync_s)
     try:
-        pools = await open_pools(settings.pool_configs(), store)
+        pools = await open_pools(settings.pool_configs(), store, chain)
     except BaseException:
         await store.close()
         raise
     metrics = Metrics()
     session = open_session(settings.max_connections)
     background: set[asyncio.Task[Any]] = set()
-    client = MinerClient(session, settings.max_reply_bytes)
+    client = MinerClient(session, settings.max_reply_bytes, signer)
     rng = random.Random(settings.seed)
+    embedding = EmbeddingModel(enabled=settings.embedding_model)
+    rankers = build_rankers(settings, session, metrics, embedding)
     state = GatewayState(
         settings=settings,
         pools=pools,
         store=store,
         scoreboard=scoreboard,
         session=session,
-        planner=Planner(pools, build_rankers(), scoreboard, rng),
+        planner=Planner(pools, rankers, scoreboard, rng),
         pipeline=Pipeline(client, scoreboard, metrics, background),
         metrics=metrics,
         background=background,
     )
     await scoreboard.sync(list(pools))
     loop = asyncio.get_running_loop()
+    if settings.embedding_model:
+        # Until the model is loaded, embedding rankers fall back to the heuristic ranker.
+        background.add(loop.create_task(serve_embeddings(embedding)))
     background.add(loop.create_task(scoreboard.run(lambda: list(pools))))
     background.add(
         loop.create_task(watch_metagraphs(pools, store, metrics, settings.metagraph_poll_s))
     )
+    for pool in pools.values():
+        background.add(loop.create_task(run_epochs(pool, scoreboard, store, metrics)))
+        if pool.config.chain is not None:
+            sync_s = pool.config.chain.sync_s
+            background.add(loop.create_task(watch_chain(pool, store, metrics, sync_s)))
     return state
 
 
@@ -84,12 +124,12 @@ async def stop_state(state: GatewayState) -> None:
     await state.store.close()
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The gateway as an ASGI app."""
+def create_app(settings: Settings, chain: ChainAccess | None = None) -> FastAPI:
+    """The gateway as an ASGI app; `chain` replaces the bittensor SDK (tests)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.gateway = await start_state(settings)
+        app.state.gateway = await start_state(settings, chain)
         try:
             yield
         finally:

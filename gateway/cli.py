@@ -13,12 +13,14 @@ from pydantic import ValidationError
 from gateway.config import ConfigError, Settings
 from router.metagraph import MetagraphError, describe_validation_error, load_metagraph
 
-# Subcommands owned by other programs, imported only when used: name → module with main(argv).
+# Subcommands owned by other programs, imported only when used: words → module with main(argv).
+# The longest matching prefix wins; `subnet simulate` drives gateways, so it lives here.
 PROGRAMS = {
-    "miner": "miners.cli",
-    "subnet": "router.subnet",
-    "load": "load.cli",
-    "eval": "ranking.cli",
+    ("miner",): "miners.cli",
+    ("subnet",): "router.subnet",
+    ("subnet", "simulate"): "gateway.simulate",
+    ("load",): "load.cli",
+    ("eval",): "ranking.cli",
 }
 ROUTING_FLAGS = ("top_k", "sample", "strategy", "ranker", "timeout_s", "explore", "miner_model")
 
@@ -61,6 +63,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _check_sources(settings: Settings) -> None:
     """Fail early, with one line, on a bad pools file or metagraph (unless Redis may help)."""
     for config in settings.pool_configs():
+        if config.metagraph is None:  # a chain pool: synced in the background
+            continue
         try:
             load_metagraph(config.metagraph)
         except MetagraphError:
@@ -104,17 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a simulated miner pool with a gateway in front")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--miners", type=int, default=8)
-    for name, module in PROGRAMS.items():
-        sub.add_parser(name, help=f"see `bitgate {name} --help` ({module})", add_help=False)
+    for words in PROGRAMS:
+        if len(words) == 1:
+            sub.add_parser(words[0], help=f"see `bitgate {words[0]} --help`", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bitgate` command."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in PROGRAMS:
-        program = importlib.import_module(PROGRAMS[argv[0]])
-        return int(program.main(argv[1:]))
+    for words in sorted(PROGRAMS, key=len, reverse=True):
+        if tuple(argv[: len(words)]) == words:
+            program = importlib.import_module(PROGRAMS[words])
+            return int(program.main(argv[len(words) :]))
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from gateway.demo import run_demo

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.protocol import Strategy
+from ranking.registry import DEFAULT_RANKER, RankerSpec
+from router.chain import ChainConfig
+from router.epochs import LocalConfig
 from router.metagraph import describe_validation_error
+
+MetagraphSourceKind = Literal["file", "chain", "local"]
 
 
 class ConfigError(ValueError):
@@ -25,17 +30,44 @@ class RoutingDefaults(BaseModel):
     top_k: int = Field(default=10, ge=1, le=1024)
     sample: int | None = Field(default=None, ge=1, le=1024)
     strategy: Strategy = "best_of"
-    ranker: str = "heuristic"
+    ranker: str = DEFAULT_RANKER
     timeout_s: float = Field(default=20.0, gt=0, le=600)
     explore: float = Field(default=0.2, ge=0, le=1)
     miner_model: str | None = None
 
 
 class PoolConfig(RoutingDefaults):
-    """One pool of the pools file: a model id, its metagraph, and its routing."""
+    """One pool of the pools file: a model id, where its metagraph comes from, its routing,
+    and how often its scores become validator weights (for local pools: Yuma epochs)."""
 
     name: str | None = Field(default=None, min_length=1)
-    metagraph: Path
+    source: MetagraphSourceKind = "file"
+    metagraph: Path | None = None
+    chain: ChainConfig | None = None
+    local: LocalConfig | None = None
+    epoch_s: float = Field(default=600.0, gt=0)
+    max_weight_share: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> Self:
+        needs = {"file": "metagraph", "local": "metagraph", "chain": "chain"}[self.source]
+        if getattr(self, needs) is None:
+            raise ValueError(f"source: {self.source} needs `{needs}`")
+        if self.source == "local" and self.local is None:
+            raise ValueError("source: local needs `local` (its validators and stakes)")
+        for block in ("chain", "local"):
+            if getattr(self, block) is not None and self.source != block:
+                raise ValueError(f"`{block}` is only for source: {block}")
+        return self
+
+    @property
+    def validator_hotkey(self) -> str:
+        """Who this gateway is as a validator of the pool (the key its weights are kept under)."""
+        if self.local is not None:
+            return self.local.own_hotkey
+        if self.chain is not None and self.chain.hotkey:
+            return self.chain.hotkey
+        return "bitgate"
 
 
 class PoolsFile(BaseModel):
@@ -44,6 +76,8 @@ class PoolsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pools: list[PoolConfig] = Field(min_length=1)
+    # Named ranker definitions (remote reward models, judges, blends); see ranking/registry.py.
+    rankers: dict[str, RankerSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
@@ -64,7 +98,7 @@ def load_pools_file(path: Path) -> PoolsFile:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
     for pool in pools.pools:
-        if not pool.metagraph.is_absolute():
+        if pool.metagraph is not None and not pool.metagraph.is_absolute():
             pool.metagraph = path.parent / pool.metagraph
     return pools
 
@@ -92,6 +126,13 @@ class Settings(BaseSettings):
     store_sync_s: float = Field(default=1.0, gt=0)
     metagraph_poll_s: float = Field(default=2.0, gt=0)
     seed: int | None = None
+    # The validator hotkey that signs miner requests (Epistula v2); unset: requests go unsigned.
+    hotkey_file: Path | None = None
+    hotkey_mnemonic: SecretStr | None = None
+    # Ranker definitions (JSON in BITGATE_RANKERS); a pools file's `rankers:` add to them.
+    rankers: dict[str, RankerSpec] = Field(default_factory=dict)
+    # Load the MiniLM embedding model in the background (off: embedding rankers use heuristic).
+    embedding_model: bool = True
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -100,6 +141,13 @@ class Settings(BaseSettings):
         if self.metagraph is not None and self.pools is not None:
             raise ValueError("give --metagraph or --pools, not both")
         return self
+
+    def ranker_specs(self) -> dict[str, RankerSpec]:
+        """Ranker definitions: `BITGATE_RANKERS`, then the pools file's `rankers:`."""
+        specs = dict(self.rankers)
+        if self.pools is not None:
+            specs.update(load_pools_file(self.pools).rankers)
+        return specs
 
     def pool_configs(self) -> list[PoolConfig]:
         """The pools to serve: the pools file's, or one pool from `--metagraph`."""

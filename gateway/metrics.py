@@ -86,3 +86,33 @@ class Metrics:
             ["pool"],
             registry=r,
         )
+        self.metagraph_sync_failures = Counter(
+            "bitgate_metagraph_sync_failures",
+            "Chain metagraph syncs that failed after every retry (the last good one stays).",
+            ["pool"],
+            registry=r,
+        )
+        self.metagraph_sync_age = Gauge(
+            "bitgate_metagraph_sync_age_seconds",
+            "Seconds since a chain pool's metagraph was last synced.",
+            ["pool"],
+            registry=r,
+        )
+        self.epochs = Counter(
+            "bitgate_epochs",
+            "Local Yuma Consensus epochs this replica ran.",
+            ["pool"],
+            registry=r,
+        )
+        self.weights_set = Counter(
+            "bitgate_weights_set",
+            "set_weights calls on chain, by result (ok, error).",
+            ["pool", "result"],
+            registry=r,
+        )
+        self.ranker_fallbacks = Counter(
+            "bitgate_ranker_fallbacks",
+            "Times a ranker could not score (loading, timeout, 5xx, bad shape); the next one did.",
+            ["ranker", "reason"],
+            registry=r,
+        )
