@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from router.metagraph import describe_validation_error
 
 Quality = Literal[
-    "good", "partial", "wrong", "off_topic", "empty", "echo", "refusal", "truncated", "repetitive"
+    "good",
+    "partial",
+    "wrong",
+    "off_topic",
+    "empty",
+    "echo",
+    "refusal",
+    "truncated",
+    "repetitive",
+    "terse",
+    "rambling",
 ]
 FailureMode = Literal["none", "error", "hang", "malformed", "empty", "drop_stream", "slow_drip"]
 LatencyKind = Literal["fixed", "normal", "lognormal"]

@@ -23,6 +23,7 @@ __all__ = [
 REFUSAL = "I'm sorry, but I can't help with that."
 REPEATS = 6
 TRUNCATE_AT = 0.55
+TERSE_WORDS = 6
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'+#-]*")
 _STOPWORDS = frozenset(
@@ -79,6 +80,10 @@ def answer(prompt: str, quality: Quality) -> Answer:
         return Answer(_truncate(good), "length")
     if quality == "repetitive":
         return Answer(" ".join([_first_sentence(good)] * REPEATS))
+    if quality == "terse":
+        return Answer(_terse(good))
+    if quality == "rambling":
+        return Answer(_rambling(good, _off_topic(index, key)))
     return Answer({"good": good, "partial": partial, "wrong": wrong}[quality])
 
 
@@ -99,6 +104,16 @@ def _truncate(text: str) -> str:
     words = text.split()
     kept = words[: max(3, int(len(words) * TRUNCATE_AT))]
     return " ".join(kept).rstrip(".,;:!?")
+
+
+def _terse(text: str) -> str:
+    """Right but bare: the first few words of the good answer."""
+    return " ".join(text.split()[:TERSE_WORDS]).rstrip(".,;:") + "."
+
+
+def _rambling(good: str, other: str) -> str:
+    """Long and mostly beside the point: a nod to the topic, then another subject at length."""
+    return f"{_first_sentence(good)} That said, it is worth stepping back. {other} {other}"
 
 
 def _first_sentence(text: str) -> str:

@@ -162,6 +162,11 @@ async def test_each_quality_answers_as_described(
     elif quality == "truncated":
         assert QUESTION.good.startswith(content) and len(content) < len(QUESTION.good)
         assert finish == "length" and not content.endswith(".")
+    elif quality == "terse":
+        assert len(content.split()) <= 6 and QUESTION.good.startswith(content.rstrip("."))
+    elif quality == "rambling":
+        assert content.startswith(QUESTION.good.split(". ")[0])
+        assert len(content) > len(QUESTION.good)
     else:
         sentence = QUESTION.good.split(". ")[0] + "."
         assert content.count(sentence) >= 3

@@ -20,7 +20,18 @@ from tests.support import profiles
 
 pytestmark = pytest.mark.integration
 Pools = Callable[..., Any]
-BAD = ("wrong", "partial", "off_topic", "empty", "echo", "refusal", "truncated", "repetitive")
+BAD = (
+    "wrong",
+    "partial",
+    "off_topic",
+    "empty",
+    "echo",
+    "refusal",
+    "truncated",
+    "repetitive",
+    "terse",
+    "rambling",
+)
 
 
 @contextmanager
