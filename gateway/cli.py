@@ -36,7 +36,7 @@ def _serve_parser(sub: Any) -> None:
     serve.add_argument("--top-k", type=int, help="miners considered, by incentive (default 10)")
     serve.add_argument("--sample", type=int, help="miners asked per request (default: top-k)")
     serve.add_argument("--strategy", choices=["best_of", "race"], help="default best_of")
-    serve.add_argument("--ranker", help="ranker name (default heuristic)")
+    serve.add_argument("--ranker", help="ranker name (default blend)")
     serve.add_argument("--timeout-s", type=float, help="per-request deadline (default 20)")
     serve.add_argument("--explore", type=float, help="uniform share of the draw (default 0.2)")
     serve.add_argument("--miner-model", help="model id sent to miners (default: none)")
