@@ -22,8 +22,8 @@ from router.fanout import Kind
 router = APIRouter()
 
 
-def get_state(request: Request) -> GatewayState:
-    """The app's state, set up by the lifespan."""
+async def get_state(request: Request) -> GatewayState:
+    """The app's state, set up by the lifespan (async: FastAPI runs sync ones in a thread)."""
     state: GatewayState = request.app.state.gateway
     return state
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
@@ -14,6 +16,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._miner_series: dict[tuple[str, int, str], tuple[Any, Any, Any, Any]] = {}
         r = self.registry
         self.requests = Counter(
             "bitgate_requests",
@@ -116,3 +119,22 @@ class Metrics:
             ["ranker", "reason"],
             registry=r,
         )
+
+    def observe_miner(self, pool: str, uid: int, status: str, latency_s: float, won: bool) -> None:
+        """Count one miner reply: chosen, its outcome and latency, and whether it won."""
+        key = (pool, uid, status)
+        series = self._miner_series.get(key)
+        if series is None:  # labels() costs ~7 µs a call; ten miners a request add up
+            label = str(uid)
+            series = self._miner_series[key] = (
+                self.miner_chosen.labels(pool, label),
+                self.miner_outcomes.labels(pool, label, status),
+                self.miner_latency.labels(pool, label, status),
+                self.miner_wins.labels(pool, label),
+            )
+        chosen, outcomes, latency, wins = series
+        chosen.inc()
+        outcomes.inc()
+        latency.observe(latency_s)
+        if won:
+            wins.inc()

@@ -246,12 +246,7 @@ class Pipeline:
             outcomes.append(
                 Outcome(uid, reply.neuron.hotkey, reply.status, reward, reply.latency_ms, won)
             )
-            label = str(uid)
-            m.miner_chosen.labels(pool, label).inc()
-            m.miner_outcomes.labels(pool, label, reply.status).inc()
-            m.miner_latency.labels(pool, label, reply.status).observe(reply.latency_ms / 1000.0)
+            m.observe_miner(pool, uid, reply.status, reply.latency_ms / 1000.0, won)
             if reply.ok:
                 m.rewards.labels(pool, plan.ranker.name).observe(reward)
-            if won:
-                m.miner_wins.labels(pool, label).inc()
         self.scoreboard.record(pool, outcomes)

@@ -115,7 +115,7 @@ class Planner:
         sample = opts.sample or config.sample or top_k
         explore = config.explore if opts.explore is None else opts.explore
         candidates = select_candidates(
-            pool.metagraph.neurons,
+            pool.ranked,
             top_k=top_k,
             sample=sample,
             scores=self.scoreboard.scores(pool.name),

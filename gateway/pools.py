@@ -22,8 +22,15 @@ from router.chain import (
     open_wallet,
 )
 from router.epochs import LocalConfig, LocalEpochs, overlay
-from router.metagraph import FileMetagraphSource, Metagraph, MetagraphError, parse_metagraph
+from router.metagraph import (
+    FileMetagraphSource,
+    Metagraph,
+    MetagraphError,
+    Neuron,
+    parse_metagraph,
+)
 from router.scores import Scoreboard
+from router.selection import rank_by_incentive
 from router.store import StateStore
 from router.weights import ValidatorWeights, compute_weights
 
@@ -55,6 +62,7 @@ class Pool:
     source: FileMetagraphSource | ChainMetagraphSource
     metagraph: Metagraph
     miner_count: int = field(init=False, default=0)
+    ranked: list[Neuron] = field(init=False, default_factory=list)
     base: Metagraph | None = None  # local pools: the file's metagraph, before any epoch
     local: LocalEpochs | None = None
     setter: ChainWeightSetter | None = None
@@ -62,12 +70,13 @@ class Pool:
     epoch_error: str | None = None
 
     def __post_init__(self) -> None:
-        self.miner_count = len(self.metagraph.neurons)
+        self.adopt(self.metagraph)
 
     def adopt(self, metagraph: Metagraph) -> None:
-        """Serve from `metagraph` from now on."""
+        """Serve from `metagraph` from now on; neurons are ranked by incentive once, here."""
         self.metagraph = metagraph
         self.miner_count = len(metagraph.neurons)
+        self.ranked = rank_by_incentive(metagraph.neurons)
 
     def add_weights(self, rows: list[dict[str, Any]]) -> None:
         """Give each leaderboard row this validator's weight on it at the last epoch (0 for

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from router.metagraph import Metagraph
@@ -17,6 +17,25 @@ from router.store import StateStore
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 20_000
+
+
+class StatView(Mapping[int, float]):
+    """One numeric field of every miner's stats, read on demand."""
+
+    __slots__ = ("_field", "_stats")
+
+    def __init__(self, stats: Mapping[int, MinerStats], field: str) -> None:
+        self._stats = stats
+        self._field = field
+
+    def __getitem__(self, uid: int) -> float:
+        return float(getattr(self._stats[uid], self._field))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._stats)
+
+    def __len__(self) -> int:
+        return len(self._stats)
 
 
 class Scoreboard:
@@ -48,13 +67,13 @@ class Scoreboard:
         """The local view of a pool's miner stats."""
         return self._local.get(pool, {})
 
-    def scores(self, pool: str) -> dict[int, float]:
-        """Each miner's EMA score."""
-        return {uid: s.score for uid, s in self.stats(pool).items()}
+    def scores(self, pool: str) -> Mapping[int, float]:
+        """Each miner's EMA score (a live view: nothing is copied per request)."""
+        return StatView(self.stats(pool), "score")
 
-    def cooling_until(self, pool: str) -> dict[int, float]:
-        """When each cooling miner may be asked again."""
-        return {uid: s.cooling_until for uid, s in self.stats(pool).items() if s.cooling_until}
+    def cooling_until(self, pool: str) -> Mapping[int, float]:
+        """When each miner may be asked again (0 when it never cooled down)."""
+        return StatView(self.stats(pool), "cooling_until")
 
     def record(self, pool: str, outcomes: Sequence[Outcome]) -> None:
         """Fold outcomes into the local view now and queue them for the store."""

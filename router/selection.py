@@ -22,9 +22,30 @@ def eligible(
     ]
 
 
+def rank_by_incentive(neurons: Iterable[Neuron]) -> list[Neuron]:
+    """Neurons by incentive, highest first; ties go to the lower uid."""
+    return sorted(neurons, key=lambda n: (-n.incentive, n.uid))
+
+
 def top_by_incentive(neurons: Sequence[Neuron], k: int) -> list[Neuron]:
     """The `k` miners with the highest incentive; ties go to the lower uid."""
-    return sorted(neurons, key=lambda n: (-n.incentive, n.uid))[:k]
+    return rank_by_incentive(neurons)[:k]
+
+
+def top_eligible(
+    ranked: Iterable[Neuron], k: int, cooling_until: Mapping[int, float], now: float
+) -> list[Neuron]:
+    """The first `k` eligible miners of neurons already ranked by incentive.
+
+    Stops at the `k`-th, so a large pool costs no more per request than a small one.
+    """
+    top: list[Neuron] = []
+    for neuron in ranked:
+        if len(top) == k:
+            break
+        if eligible((neuron,), cooling_until, now):
+            top.append(neuron)
+    return top
 
 
 def draw_weights(
@@ -65,7 +86,7 @@ def sample_without_replacement(
 
 
 def select_candidates(
-    neurons: Iterable[Neuron],
+    ranked: Iterable[Neuron],
     *,
     top_k: int,
     sample: int,
@@ -75,8 +96,11 @@ def select_candidates(
     now: float,
     rng: random.Random,
 ) -> list[Neuron]:
-    """Eligible miners → top `top_k` by incentive → `sample` of them, weighted by score."""
-    top = top_by_incentive(eligible(neurons, cooling_until, now), top_k)
+    """Eligible miners → top `top_k` by incentive → `sample` of them, weighted by score.
+
+    `ranked` must be ranked by incentive (`rank_by_incentive`); pools keep theirs so.
+    """
+    top = top_eligible(ranked, top_k, cooling_until, now)
     if sample >= len(top):
         return top
     return sample_without_replacement(top, draw_weights(top, scores, explore), sample, rng)

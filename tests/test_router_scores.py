@@ -116,7 +116,7 @@ def late_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[byte
 def test_record_updates_the_local_view_at_once() -> None:
     board = scoreboard(MemoryStore())
     board.record(POOL, [outcome(0, reward=0.8), outcome(1, "error")])
-    assert board.scores(POOL) == {0: pytest.approx(0.4), 1: 0.0}
+    assert dict(board.scores(POOL)) == {0: pytest.approx(0.4), 1: 0.0}
     assert board.stats(POOL)[1].failures == 1
     assert board.stats("other") == {}
 
@@ -124,7 +124,7 @@ def test_record_updates_the_local_view_at_once() -> None:
 def test_cooling_until_lists_only_cooling_miners() -> None:
     board = scoreboard(MemoryStore())
     board.record(POOL, [outcome(0), outcome(1, "timeout"), outcome(1, "timeout")])
-    assert board.cooling_until(POOL) == {1: NOW + 30.0}
+    assert dict(board.cooling_until(POOL)) == {0: 0.0, 1: NOW + 30.0}
 
 
 # --- sync with a working store ---

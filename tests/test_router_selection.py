@@ -11,9 +11,11 @@ from router.metagraph import Axon, Neuron
 from router.selection import (
     draw_weights,
     eligible,
+    rank_by_incentive,
     sample_without_replacement,
     select_candidates,
     top_by_incentive,
+    top_eligible,
 )
 
 NOW = 1_000.0
@@ -56,7 +58,7 @@ def select(
 ) -> list[Neuron]:
     """`select_candidates` with test defaults."""
     return select_candidates(
-        neurons,
+        rank_by_incentive(neurons),
         top_k=top_k,
         sample=sample,
         scores=scores or {},
@@ -219,3 +221,10 @@ def test_exploration_gives_an_unscored_miner_a_chance() -> None:
 def test_negative_scores_count_as_zero() -> None:
     neurons = [miner(0), miner(1)]
     assert draw_weights(neurons, {0: -5.0, 1: 1.0}, 0.0) == [0.0, 1.0]
+
+
+def test_top_eligible_skips_ineligible_miners_and_stops_at_k() -> None:
+    ranked = rank_by_incentive([miner(i, incentive=1.0 - i / 10) for i in range(6)])
+    cooling = {0: NOW + 60}
+    assert uids(top_eligible(ranked, 3, cooling, NOW)) == [1, 2, 3]
+    assert uids(top_eligible(ranked, 10, cooling, NOW)) == [1, 2, 3, 4, 5]
