@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -39,19 +38,22 @@ def _response(result: Result) -> JSONBytes:
 
 
 async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
-    check_api_key(request, state.settings.api_keys)
-    model = ChatCompletionRequest if kind == "chat" else CompletionRequest
-    raw, parsed = await read_request(request, model, state.settings.max_body_bytes)
-    planner: Planner = state.planner
-    plan = planner.plan(kind, raw, parsed.bitgate)
-    pipeline: Pipeline = state.pipeline
-    started = time.perf_counter()
-    with state.observe(plan, started):
+    with state.observe() as seen:
+        check_api_key(request, state.settings.api_keys)
+        model = ChatCompletionRequest if kind == "chat" else CompletionRequest
+        raw, parsed = await read_request(request, model, state.settings.max_body_bytes)
+        if parsed.model in state.pools:
+            seen.pool = parsed.model
+        planner: Planner = state.planner
+        plan = planner.plan(kind, raw, parsed)
+        seen.strategy = plan.strategy
+        pipeline: Pipeline = state.pipeline
         if plan.client_stream and plan.strategy == "race":
             race = LiveRace(pipeline, plan)
             uid, first = await until_disconnect(request, race.start())
+            headers = {**SSE_HEADERS, **race.headers(uid)}
             return StreamingResponse(
-                race.forward(uid, first), media_type="text/event-stream", headers=SSE_HEADERS
+                race.forward(uid, first), media_type="text/event-stream", headers=headers
             )
         run = pipeline.race if plan.strategy == "race" else pipeline.best_of
         result = await until_disconnect(request, run(plan))
@@ -75,7 +77,15 @@ async def completions(request: Request, state: State) -> Response:
     return await _serve("completion", request, state)
 
 
-@router.get("/v1/models")
+async def require_key(request: Request, state: State) -> None:
+    """401 unless the request carries one of the gateway's API keys (when it has any)."""
+    check_api_key(request, state.settings.api_keys)
+
+
+Authorized = Depends(require_key)
+
+
+@router.get("/v1/models", dependencies=[Authorized])
 async def list_models(state: State) -> JSONBytes:
     """Every pool, as an OpenAI model."""
     data = [
@@ -85,7 +95,7 @@ async def list_models(state: State) -> JSONBytes:
     return JSONBytes({"object": "list", "data": data})
 
 
-@router.get("/v1/pools/{pool}/miners")
+@router.get("/v1/pools/{pool}/miners", dependencies=[Authorized])
 async def leaderboard(pool: str, state: State) -> JSONBytes:
     """The pool's miners with their scores, success rates and latencies."""
     served = state.pools.get(pool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -93,25 +93,34 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         scoreboard=scoreboard,
         session=session,
         planner=Planner(pools, rankers, scoreboard, rng),
-        pipeline=Pipeline(client, scoreboard, metrics, background),
+        pipeline=Pipeline(client, scoreboard, metrics, background, rankers["heuristic"]),
         metrics=metrics,
         background=background,
     )
     await scoreboard.sync(list(pools))
-    loop = asyncio.get_running_loop()
+
+    def spawn(coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        background.add(task)
+        task.add_done_callback(_report_stopped)
+
     if settings.embedding_model:
         # Until the model is loaded, embedding rankers fall back to the heuristic ranker.
-        background.add(loop.create_task(serve_embeddings(embedding)))
-    background.add(loop.create_task(scoreboard.run(lambda: list(pools))))
-    background.add(
-        loop.create_task(watch_metagraphs(pools, store, metrics, settings.metagraph_poll_s))
-    )
+        spawn(serve_embeddings(embedding), "embeddings")
+    spawn(scoreboard.run(lambda: list(pools)), "store-sync")
+    spawn(watch_metagraphs(pools, store, metrics, settings.metagraph_poll_s), "metagraphs")
     for pool in pools.values():
-        background.add(loop.create_task(run_epochs(pool, scoreboard, store, metrics)))
+        spawn(run_epochs(pool, scoreboard, store, metrics), f"epochs:{pool.name}")
         if pool.config.chain is not None:
             sync_s = pool.config.chain.sync_s
-            background.add(loop.create_task(watch_chain(pool, store, metrics, sync_s)))
+            spawn(watch_chain(pool, store, metrics, sync_s), f"chain:{pool.name}")
     return state
+
+
+def _report_stopped(task: asyncio.Task[Any]) -> None:
+    """A background loop that dies is logged loudly; only shutdown may cancel one."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task %s died", task.get_name(), exc_info=task.exception())
 
 
 async def stop_state(state: GatewayState) -> None:

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from gateway.config import ConfigError, Settings
 from router.metagraph import MetagraphError, describe_validation_error, load_metagraph
@@ -85,7 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"bitgate: bad settings: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
-    except (ConfigError, MetagraphError) as exc:
+    except (ConfigError, MetagraphError, SettingsError) as exc:
         print(f"bitgate: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(

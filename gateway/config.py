@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.protocol import Strategy
 from ranking.registry import DEFAULT_RANKER, RankerSpec
@@ -33,6 +42,9 @@ class RoutingDefaults(BaseModel):
     ranker: str = DEFAULT_RANKER
     timeout_s: float = Field(default=20.0, gt=0, le=600)
     explore: float = Field(default=0.2, ge=0, le=1)
+    # The most a request's `bitgate` block may ask for.
+    max_top_k: int = Field(default=32, ge=1, le=1024)
+    max_timeout_s: float = Field(default=120.0, gt=0, le=600)
     miner_model: str | None = None
 
 
@@ -115,10 +127,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     redis_url: str | None = None
-    api_keys: list[str] = Field(default_factory=list)
+    # Comma-separated in BITGATE_API_KEYS (a JSON list works too).
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_reply_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_connections: int = Field(default=1000, ge=10)
+    max_inflight: int = Field(default=2048, ge=1)
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     ema_alpha: float = Field(default=0.1, gt=0, le=1)
     cooldown_after: int = Field(default=3, ge=1)
@@ -133,6 +147,16 @@ class Settings(BaseSettings):
     rankers: dict[str, RankerSpec] = Field(default_factory=dict)
     # Load the MiniLM embedding model in the background (off: embedding rankers use heuristic).
     embedding_model: bool = True
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [key.strip() for key in text.split(",") if key.strip()]
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -152,6 +176,14 @@ class Settings(BaseSettings):
     def pool_configs(self) -> list[PoolConfig]:
         """The pools to serve: the pools file's, or one pool from `--metagraph`."""
         if self.pools is not None:
-            return load_pools_file(self.pools).pools
+            # A pool's routing fields that the file leaves out come from the flags and the
+            # BITGATE_ROUTING__* variables; the file's own values win.
+            defaults = self.routing.model_dump(exclude_unset=True)
+            return [
+                pool.model_copy(
+                    update={k: v for k, v in defaults.items() if k not in pool.model_fields_set}
+                )
+                for pool in load_pools_file(self.pools).pools
+            ]
         assert self.metagraph is not None
         return [PoolConfig(metagraph=self.metagraph, **self.routing.model_dump())]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,9 +62,23 @@ async def _demo(port: int, miners: int, workdir: Path) -> None:
         await pool.stop()
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether `host:port` can be listened on now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def run_demo(port: int, miners: int) -> int:
     """Run the demo until interrupted."""
     import uvloop
+
+    if not port_is_free("127.0.0.1", port):
+        print(f"bitgate demo: port {port} is in use; pick another with --port", file=sys.stderr)
+        return 2
 
     with tempfile.TemporaryDirectory(prefix="bitgate-demo-") as workdir:
         uvloop.run(_demo(port, miners, Path(workdir)))

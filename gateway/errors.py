@@ -62,6 +62,21 @@ class BodyTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class RateLimited(GatewayError):
+    """429: the gateway is at its limit of requests in flight; send Retry-After."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class ClientClosed(GatewayError):
+    """The client went away before the reply was ready (nginx's 499)."""
+
+    status = 499
+    type = "client_closed_request"
+
+
 class AllMinersFailed(GatewayError):
     """502: every selected miner failed or answered with something unusable."""
 

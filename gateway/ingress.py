@@ -9,20 +9,13 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway.errors import BadRequest, BodyTooLarge, GatewayError, Unauthorized, bad_request_from
+from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, Unauthorized, bad_request_from
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-
-class ClientClosed(GatewayError):
-    """The client went away before the reply was ready (nginx's 499)."""
-
-    status = 499
-    type = "client_closed_request"
 
 
 def check_api_key(request: Request, keys: list[str]) -> None:
@@ -31,8 +24,9 @@ def check_api_key(request: Request, keys: list[str]) -> None:
         return
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
+    given = token.strip().encode()
     if scheme.lower() != "bearer" or not any(
-        hmac.compare_digest(token.strip(), key) for key in keys
+        hmac.compare_digest(given, key.encode()) for key in keys
     ):
         raise Unauthorized("Missing or invalid API key: send 'Authorization: Bearer <key>'.")
 
@@ -45,11 +39,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise too_large
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            parts.append(chunk)
+    except ClientDisconnect:
+        raise ClientClosed("The client closed the connection while sending.") from None
     return b"".join(parts)
 
 
@@ -84,6 +81,8 @@ async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
         watcher.cancel()
         if not task.done():
             task.cancel()
+            # Wait for the cancelled work to unwind: it cancels the miner calls it started.
+            await asyncio.gather(task, return_exceptions=True)
     if task.cancelled():
         raise ClientClosed("The client closed the connection.")
     return task.result()

@@ -40,8 +40,8 @@ class Metrics:
         )
         self.miner_latency = Histogram(
             "bitgate_miner_latency_seconds",
-            "Miner reply latency by outcome.",
-            ["pool", "uid", "status"],
+            "Latency of miners' valid replies (failures are counted in bitgate_miner_outcomes).",
+            ["pool", "uid"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -129,12 +129,13 @@ class Metrics:
             series = self._miner_series[key] = (
                 self.miner_chosen.labels(pool, label),
                 self.miner_outcomes.labels(pool, label, status),
-                self.miner_latency.labels(pool, label, status),
+                self.miner_latency.labels(pool, label) if status == "ok" else None,
                 self.miner_wins.labels(pool, label),
             )
         chosen, outcomes, latency, wins = series
         chosen.inc()
         outcomes.inc()
-        latency.observe(latency_s)
+        if latency is not None:
+            latency.observe(latency_s)
         if won:
             wins.inc()

@@ -12,13 +12,16 @@ from typing import Any
 from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
-from ranking.base import Candidate, Ranking
+from ranking.base import Candidate, Ranker, Ranking
 from router.fanout import MinerClient, Reply
 from router.metagraph import Neuron
 from router.scores import Scoreboard
 from router.stats import Outcome
 
 logger = logging.getLogger(__name__)
+
+MAX_RANK_CHARS = 8192
+MIN_RANK_S = 2.0
 
 
 @dataclass(slots=True)
@@ -86,8 +89,23 @@ def failure_error(replies: Sequence[Reply]) -> AllMinersFailed | DeadlinePassed:
 
 
 def best_index(rewards: Sequence[float], replies: Sequence[Reply]) -> int:
-    """The highest reward; ties go to the lower latency."""
-    return max(range(len(replies)), key=lambda i: (rewards[i], -replies[i].latency_ms))
+    """The valid reply with the highest reward; ties go to the lower latency."""
+    valid = [i for i, r in enumerate(replies) if r.ok]
+    return max(valid, key=lambda i: (rewards[i], -replies[i].latency_ms))
+
+
+def _cancel(tasks: Sequence[asyncio.Task[Reply]]) -> None:
+    for task in tasks:
+        task.cancel()
+
+
+async def _gather_or_cancel(tasks: Sequence[asyncio.Task[Reply]]) -> list[Reply]:
+    """Every task's reply; if the caller is cancelled, the miner calls are cancelled too."""
+    try:
+        return list(await asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        _cancel(tasks)
+        raise
 
 
 def usable(reply: Reply) -> bool:
@@ -104,11 +122,13 @@ class Pipeline:
         scoreboard: Scoreboard,
         metrics: Metrics,
         background: set[asyncio.Task[Any]],
+        fallback: Ranker,
     ) -> None:
         self.client = client
         self.scoreboard = scoreboard
         self.metrics = metrics
         self.background = background
+        self.fallback = fallback
 
     def deadline(self, plan: Plan) -> float:
         """The loop time by which every miner call ends."""
@@ -120,6 +140,17 @@ class Pipeline:
             create(self.client.complete(n, plan.kind, plan.body, deadline)) for n in plan.candidates
         ]
 
+    async def _score(self, plan: Plan, candidates: list[Candidate]) -> Ranking:
+        """The plan's ranker, bounded in time; any failure falls back to the fallback ranker."""
+        try:
+            async with asyncio.timeout(max(plan.timeout_s, MIN_RANK_S)):
+                return await plan.ranker.score(plan.prompt, candidates)
+        except Exception as exc:  # a ranker must never fail a request the miners answered
+            name, fallback = plan.ranker.name, self.fallback.name
+            logger.warning("ranker %s failed, ranking with %s: %r", name, fallback, exc)
+            self.metrics.ranker_fallbacks.labels(plan.ranker.name, type(exc).__name__).inc()
+            return await self.fallback.score(plan.prompt, candidates)
+
     async def rank(self, plan: Plan, replies: Sequence[Reply]) -> Ranking:
         """Rewards for valid replies (0 for the rest), from the plan's ranker."""
         valid = [r for r in replies if r.ok]
@@ -128,8 +159,13 @@ class Pipeline:
         if not valid:
             return Ranking(rewards, reasons)
         started = time.perf_counter()
-        candidates = [Candidate(r.neuron.uid, r.text, r.finish_reason, r.latency_ms) for r in valid]
-        ranking = await plan.ranker.score(plan.prompt, candidates)
+        # Rankers see at most MAX_RANK_CHARS of a reply: a miner sending megabytes must not
+        # stall the event loop for everyone.
+        candidates = [
+            Candidate(r.neuron.uid, r.text[:MAX_RANK_CHARS], r.finish_reason, r.latency_ms)
+            for r in valid
+        ]
+        ranking = await self._score(plan, candidates)
         self.metrics.ranking_latency.labels(plan.pool.name, plan.ranker.name).observe(
             time.perf_counter() - started
         )
@@ -145,12 +181,7 @@ class Pipeline:
         """Wait for every miner or the deadline, rank, return the best."""
         started = time.perf_counter()
         tasks = self._fan_out(plan, self.deadline(plan))
-        try:
-            replies = list(await asyncio.gather(*tasks))
-        except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
-            raise
+        replies = list(await _gather_or_cancel(tasks))
         ranking = await self.rank(plan, replies)
         if not any(r.ok for r in replies):
             self.settle(plan, replies, ranking, None)
@@ -173,29 +204,43 @@ class Pipeline:
                     winner = reply
                     break
         except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
+            _cancel(tasks)
             raise
         if winner is None:
             replies = [t.result() for t in tasks]
             ranking = await self.rank(plan, replies)
             self.settle(plan, replies, ranking, None)
             raise failure_error(replies)
-        done = [t.result() for t in tasks if t.done()]
-        pending = [n for n, t in zip(plan.candidates, tasks, strict=True) if not t.done()]
-        result = Result(plan, winner, done, pending=pending)
-        result.overhead_ms = (time.perf_counter() - started) * 1000.0 - winner.latency_ms
-        self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
-        self.keep_in_background(self._finish_race(plan, tasks, winner))
+        result = self.early_result(plan, winner, tasks, started)
+        self.settle_when_done(plan, tasks, winner)
         return result
 
-    async def _finish_race(
+    def early_result(
+        self,
+        plan: Plan,
+        winner: Reply,
+        tasks: Sequence[asyncio.Task[Reply]],
+        started: float,
+    ) -> Result:
+        """A race's result before the others finish: they show as `pending`."""
+        done = [t.result() for t in tasks if t.done() and not t.cancelled()]
+        pending = [n for n, t in zip(plan.candidates, tasks, strict=True) if not t.done()]
+        result = Result(plan, winner, done, pending=pending)
+        result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - winner.latency_ms, 0.0)
+        self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
+        return result
+
+    def settle_when_done(
         self, plan: Plan, tasks: Sequence[asyncio.Task[Reply]], winner: Reply
     ) -> None:
-        """Collect the race's other replies, rank them all, and settle scores."""
-        replies = list(await asyncio.gather(*tasks))
-        ranking = await self.rank(plan, replies)
-        self.settle(plan, replies, ranking, winner)
+        """In the background: collect every reply, rank them all, and settle scores."""
+
+        async def finish() -> None:
+            replies = list(await _gather_or_cancel(tasks))
+            ranking = await self.rank(plan, replies)
+            self.settle(plan, replies, ranking, winner)
+
+        self.keep_in_background(finish())
 
     def keep_in_background(self, coro: Any) -> None:
         """Run `coro` as a task the app keeps and cancels on shutdown."""

@@ -12,7 +12,7 @@ import orjson
 from gateway.config import PoolConfig
 from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
 from gateway.pools import Pool
-from gateway.protocol import BitgateOptions, Strategy
+from gateway.protocol import BitgateOptions, SamplingFields, Strategy
 from ranking.base import Prompt, Ranker
 from router.fanout import Kind
 from router.metagraph import Neuron
@@ -73,6 +73,20 @@ def miner_body(raw: dict[str, Any], config: PoolConfig, stream: bool) -> bytes:
     return orjson.dumps(forward)
 
 
+def _check_limits(options: BitgateOptions, config: PoolConfig) -> None:
+    """400 when a request asks for more fan-out or a longer deadline than its pool allows."""
+    limits = (
+        ("top_k", options.top_k, config.max_top_k),
+        ("sample", options.sample, config.max_top_k),
+        ("timeout_s", options.timeout_s, config.max_timeout_s),
+    )
+    for name, asked, limit in limits:
+        if asked is not None and asked > limit:
+            raise BadRequest(
+                f"bitgate.{name} may be at most {limit} in this pool.", param=f"bitgate.{name}"
+            )
+
+
 class Planner:
     """Resolves pools, options and candidates; raises the 4xx/503 errors of that stage."""
 
@@ -106,11 +120,12 @@ class Planner:
             raise BadRequest(f"Unknown ranker '{name}'; known: {known}.", param="bitgate.ranker")
         return ranker
 
-    def plan(self, kind: Kind, raw: dict[str, Any], options: BitgateOptions | None) -> Plan:
+    def plan(self, kind: Kind, raw: dict[str, Any], request: SamplingFields) -> Plan:
         """Pick the pool, merge the options, and choose the miners."""
-        pool = self.pool(raw["model"])
+        pool = self.pool(request.model)
         config = pool.config
-        opts = options or BitgateOptions()
+        opts = request.bitgate or BitgateOptions()
+        _check_limits(opts, config)
         top_k = opts.top_k or config.top_k
         sample = opts.sample or config.sample or top_k
         explore = config.explore if opts.explore is None else opts.explore
@@ -127,7 +142,7 @@ class Planner:
         if not candidates:
             raise NoEligibleMiner(f"No miner of pool '{pool.name}' can take a request now.")
         strategy = opts.strategy or config.strategy
-        client_stream = bool(raw.get("stream"))
+        client_stream = bool(request.stream)
         stream_options = raw.get("stream_options")
         return Plan(
             kind=kind,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Strategy = Literal["best_of", "race"]
 
@@ -39,8 +39,8 @@ class SamplingFields(OpenAIModel):
     """Fields shared by chat and completion requests that the gateway checks itself."""
 
     model: str = Field(min_length=1)
-    stream: bool = False
-    n: Literal[1] = 1
+    stream: bool | None = False
+    n: Literal[1] | None = 1
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -58,6 +58,13 @@ class CompletionRequest(SamplingFields):
     """`POST /v1/completions`."""
 
     prompt: str | list[str] = Field(min_length=1)
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, prompt: str | list[str]) -> str | list[str]:
+        if isinstance(prompt, list) and len(prompt) != 1:
+            raise ValueError("the gateway ranks one prompt per request; send a string")
+        return prompt
 
 
 class ErrorDetail(BaseModel):

@@ -24,6 +24,7 @@ from typing import Any
 from gateway.app import start_state, stop_state
 from gateway.config import RoutingDefaults, Settings
 from gateway.errors import GatewayError
+from gateway.protocol import ChatCompletionRequest
 from gateway.state import GatewayState
 from miners.profiles import MinerProfile, fill
 from miners.question_bank import QUESTIONS
@@ -89,7 +90,8 @@ async def _traffic(state: GatewayState, count: int, rng: random.Random) -> None:
         # A request that every asked miner failed still moved their scores.
         async with gate:
             with contextlib.suppress(GatewayError):
-                await state.pipeline.best_of(state.planner.plan("chat", raw, None))
+                request = ChatCompletionRequest.model_validate(raw)
+                await state.pipeline.best_of(state.planner.plan("chat", raw, request))
 
     await asyncio.gather(*(one(rng.choice(QUESTIONS).prompt) for _ in range(count)))
 

@@ -12,13 +12,23 @@ from typing import Any
 import aiohttp
 
 from gateway.config import Settings
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RateLimited
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
-from gateway.plan import Plan, Planner
+from gateway.plan import Planner
 from gateway.pools import Pool
 from router.scores import Scoreboard
 from router.store import StateStore
+
+
+@dataclass(slots=True)
+class Observation:
+    """What the metrics say of one request."""
+
+    pool: str = "unknown"
+    strategy: str = "none"
+    status: int = 200
+    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(slots=True)
@@ -36,21 +46,41 @@ class GatewayState:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     started_at: int = field(default_factory=lambda: int(time.time()))
 
+    inflight: int = 0
+
     @contextmanager
-    def observe(self, plan: Plan, started: float) -> Iterator[None]:
-        """Count the request by outcome and time it."""
-        status = 200
+    def observe(self) -> Iterator[Observation]:
+        """Count one API request by pool, strategy and status, time it, and hold a slot.
+
+        The handler fills in the pool and strategy once it knows them; a request refused
+        before that counts under pool `unknown`. Past `max_inflight` requests, 429.
+        """
+        seen = Observation()
+        if self.inflight >= self.settings.max_inflight:
+            seen.status = 429
+            self._count(seen)
+            raise RateLimited(
+                f"The gateway is serving {self.inflight} requests, its limit; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        self.inflight += 1
         try:
-            yield
+            yield seen
         except GatewayError as exc:
-            status = exc.status
+            seen.status = exc.status
+            raise
+        except BaseException:
+            seen.status = 500
             raise
         finally:
-            pool, strategy = plan.pool.name, plan.strategy
-            self.metrics.requests.labels(pool, strategy, str(status)).inc()
-            self.metrics.request_latency.labels(pool, strategy).observe(
-                time.perf_counter() - started
-            )
+            self.inflight -= 1
+            self._count(seen)
+
+    def _count(self, seen: Observation) -> None:
+        self.metrics.requests.labels(seen.pool, seen.strategy, str(seen.status)).inc()
+        if seen.status == 200:
+            elapsed = time.perf_counter() - seen.started
+            self.metrics.request_latency.labels(seen.pool, seen.strategy).observe(elapsed)
 
     def readiness(self) -> dict[str, Any]:
         """Whether the gateway can serve, and what is degraded."""

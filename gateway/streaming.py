@@ -31,7 +31,8 @@ def replay_chunks(result: Result) -> list[dict[str, Any]]:
     }
     text, finish = result.winner.text, result.winner.finish_reason or "stop"
     if plan.kind == "chat":
-        first = {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}
+        delta = _replay_delta(body)
+        first = {"index": 0, "delta": delta, "finish_reason": None}
         last = {"index": 0, "delta": {}, "finish_reason": finish}
     else:
         first = {"index": 0, "text": text, "logprobs": None, "finish_reason": None}
@@ -41,6 +42,18 @@ def replay_chunks(result: Result) -> list[dict[str, Any]]:
         chunks.append({**base, "choices": [], "usage": body["usage"]})
     chunks[-1]["bitgate"] = result.block()
     return chunks
+
+
+def _replay_delta(body: dict[str, Any]) -> dict[str, Any]:
+    """The whole chosen message as one delta: its text, and its tool calls if it made any."""
+    message = body["choices"][0]["message"]
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        delta["tool_calls"] = [
+            {"index": i, **call} for i, call in enumerate(calls) if isinstance(call, dict)
+        ]
+    return delta
 
 
 async def replay(result: Result) -> AsyncIterator[bytes]:
@@ -61,6 +74,7 @@ class LiveRace:
         self.tasks: dict[int, asyncio.Task[Reply]] = {}
         self.started = time.perf_counter()
         self.winner_finished = False
+        self.first_text: dict[int, float] = {}
 
     async def _stream_one(self, index: int, deadline: float) -> Reply:
         neuron = self.plan.candidates[index]
@@ -94,6 +108,7 @@ class LiveRace:
                     continue
                 self.buffered.setdefault(uid, []).append(chunk)
                 if _has_text(chunk):
+                    self.first_text[uid] = time.perf_counter()
                     return uid, self.buffered[uid]
         except BaseException:
             self.cancel()
@@ -111,8 +126,10 @@ class LiveRace:
     async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncIterator[bytes]:
         """The winner's chunks as they come, then the `bitgate` block and `[DONE]`."""
         reply: Reply | None = None
+        tasks = list(self.tasks.values())
         try:
-            held = [self._rename(c) for c in first]
+            for early in first:
+                yield sse_event(self._rename(early))
             while not self.winner_finished:
                 event_uid, chunk = await self.events.get()
                 if event_uid != uid:
@@ -120,59 +137,50 @@ class LiveRace:
                 if chunk is DONE:
                     self.winner_finished = True
                     break
-                held.append(self._rename(chunk))
-                while len(held) > 1:
-                    yield sse_event(held.pop(0))
+                yield sse_event(self._rename(chunk))
             reply = await self.tasks[uid]
-            for chunk in held[:-1]:
-                yield sse_event(chunk)
+            block = self.pipeline.early_result(self.plan, reply, tasks, self.started).block()
             if not reply.ok:
                 # Text already sent cannot be taken back: say the stream broke, as OpenAI does.
-                yield sse_event(self._broken(reply))
+                message = f"The chosen miner's stream broke off ({reply.status}: {reply.error})."
+                body = error_body(message, "upstream_error", None, "miner_stream_failed")
+                yield sse_event({**body, "bitgate": block})
                 return
-            last: dict[str, Any] = (
-                held[-1] if held else {"object": _chunk_object(self.plan), "choices": []}
-            )
-            last["bitgate"] = self._block(reply)
-            yield sse_event(last)
+            yield sse_event({**self._envelope(reply), "choices": [], "bitgate": block})
             yield SSE_DONE
         finally:
             if reply is not None:
-                self.pipeline.keep_in_background(self._settle(reply))
+                self.pipeline.settle_when_done(self.plan, tasks, reply)
             else:
                 self.cancel()
+
+    def headers(self, uid: int) -> dict[str, str]:
+        """The `x-bitgate-*` headers once the winner is known (overhead: since its text came)."""
+        overhead_ms = (time.perf_counter() - self.first_text.get(uid, time.perf_counter())) * 1e3
+        return {"x-bitgate-miner-uid": str(uid), "x-bitgate-overhead-ms": f"{overhead_ms:.3f}"}
 
     def _rename(self, chunk: dict[str, Any]) -> dict[str, Any]:
         return {**chunk, "model": self.plan.pool.name}
 
-    def _block(self, winner: Reply) -> dict[str, Any]:
-        done = [t.result() for t in self.tasks.values() if t.done() and not t.cancelled()]
-        pending = [n for n in self.plan.candidates if not self.tasks[n.uid].done()]
-        result = Result(self.plan, winner, done, pending=pending)
-        result.overhead_ms = max(
-            (time.perf_counter() - self.started) * 1000.0 - winner.latency_ms, 0.0
-        )
-        self.pipeline.metrics.overhead.labels(self.plan.pool.name).observe(
-            result.overhead_ms / 1000.0
-        )
-        return result.block()
-
-    def _broken(self, winner: Reply) -> dict[str, Any]:
-        message = f"The chosen miner's stream broke off ({winner.status}: {winner.error})."
-        body = error_body(message, "upstream_error", None, "miner_stream_failed")
-        return {**body, "bitgate": self._block(winner)}
-
-    async def _settle(self, winner: Reply) -> None:
-        replies = list(await asyncio.gather(*self.tasks.values()))
-        ranking = await self.pipeline.rank(self.plan, replies)
-        self.pipeline.settle(self.plan, replies, ranking, winner)
+    def _envelope(self, reply: Reply) -> dict[str, Any]:
+        """The id, object, created and model of the winner's chunks, for a closing chunk."""
+        last = reply.chunks[-1] if reply.chunks else {}
+        return {
+            "id": last.get("id", "bitgate"),
+            "object": _chunk_object(self.plan),
+            "created": last.get("created", int(time.time())),
+            "model": self.plan.pool.name,
+        }
 
 
 def _has_text(chunk: dict[str, Any]) -> bool:
+    """Whether a stream chunk says something: text, or a tool call."""
     for choice in chunk.get("choices") or ():
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta")
+        if isinstance(delta, dict) and delta.get("tool_calls"):
+            return True
         text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
         if isinstance(text, str) and text.strip():
             return True

@@ -46,7 +46,9 @@ def normalise(rewards: Sequence[float]) -> list[float]:
 
 def report_fallback(hook: FallbackHook | None, exc: RankerUnavailable, during: str) -> None:
     """Log a ranker that could not score, and tell the hook (metrics)."""
-    level = logging.DEBUG if exc.reason in {"loading", "disabled"} else logging.WARNING
+    # "no_component": each component already said why it could not score.
+    quiet = {"loading", "disabled", "no_component"}
+    level = logging.DEBUG if exc.reason in quiet else logging.WARNING
     logger.log(level, "ranker %s unavailable in %s (%s): %s", exc.ranker, during, exc.reason, exc)
     if hook is not None:
         hook(exc.ranker, exc.reason)

@@ -64,6 +64,11 @@ def open_session(max_connections: int) -> aiohttp.ClientSession:
     )
 
 
+def tool_calls_text(calls: Any) -> str:
+    """Tool calls as text, so rankers can weigh a reply that calls tools instead of talking."""
+    return orjson.dumps(calls).decode()
+
+
 def extract_choice(body: Any, kind: Kind) -> tuple[str, str | None]:
     """The first choice's text and finish reason, or `InvalidReply`."""
     if not isinstance(body, dict):
@@ -75,6 +80,8 @@ def extract_choice(body: Any, kind: Kind) -> tuple[str, str | None]:
     if kind == "chat":
         message = choice.get("message")
         text = message.get("content") if isinstance(message, dict) else None
+        if isinstance(message, dict) and message.get("tool_calls") and not text:
+            text = tool_calls_text(message["tool_calls"])
     else:
         text = choice.get("text")
     if not isinstance(text, str):
@@ -96,6 +103,8 @@ def chunk_delta(chunk: dict[str, Any], kind: Kind) -> tuple[str, str | None]:
     if kind == "chat":
         delta = choice.get("delta")
         text = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(delta, dict) and delta.get("tool_calls") and not text:
+            text = tool_calls_text(delta["tool_calls"])
     else:
         text = choice.get("text")
     finish = choice.get("finish_reason")

@@ -86,7 +86,7 @@ class Scoreboard:
 
     async def flush(self) -> None:
         """Write queued outcomes to the store as batches; a failed batch is resent as it was."""
-        for pool, queue in self._pending.items():
+        for pool, queue in list(self._pending.items()):
             while pool in self._inflight or queue:
                 if pool not in self._inflight:
                     self._inflight[pool] = (uuid.uuid4().hex, list(queue))

@@ -204,3 +204,62 @@ def test_models_health_ready_and_metrics(good_pool: Path) -> None:
     assert 'bitgate_requests_total{pool="sim",status="200",strategy="best_of"} 1.0' in metrics
     assert 'bitgate_miner_wins_total{pool="sim",uid="0"} 1.0' in metrics
     assert "bitgate_overhead_seconds_bucket" in metrics
+
+
+def test_a_failed_miner_never_wins_over_a_valid_reply(sim_pool: Pools) -> None:
+    _, path = sim_pool(profiles({"quality": "empty", "latency": 200}, {"failure": "error"}))
+    with gateway(path) as client:
+        resp = client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["bitgate"]["miner"]["uid"] == 0
+    assert body["choices"][0]["message"]["content"] == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "sim", "prompt": ["one", "two"]}, "prompt"),
+        ({**CHAT, "bitgate": {"top_k": 33}}, "bitgate.top_k"),
+        ({**CHAT, "bitgate": {"timeout_s": 500}}, "bitgate.timeout_s"),
+    ],
+)
+def test_requests_beyond_what_the_gateway_serves_are_400(
+    good_pool: Path, body: dict[str, Any], param: str
+) -> None:
+    path = "/v1/completions" if "prompt" in body else "/v1/chat/completions"
+    with gateway(good_pool) as client:
+        resp = client.post(path, json=body)
+    assert_error(resp, 400, param)
+
+
+def test_openai_nulls_and_lenient_booleans_are_accepted(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        nulls = client.post("/v1/chat/completions", json={**CHAT, "stream": None, "n": None})
+        text_false = client.post("/v1/chat/completions", json={**CHAT, "stream": "false"})
+    assert nulls.status_code == 200 and nulls.headers["content-type"] == "application/json"
+    assert text_false.status_code == 200
+    assert text_false.headers["content-type"] == "application/json"
+
+
+def test_api_keys_guard_models_and_leaderboard_and_any_token_bytes(good_pool: Path) -> None:
+    with gateway(good_pool, api_keys=["sekrit"]) as client:
+        models = client.get("/v1/models")
+        board = client.get("/v1/pools/sim/miners")
+        accented = client.post(
+            "/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer sékrit".encode()}
+        )
+        keyed = client.get("/v1/models", headers={"authorization": "Bearer sekrit"})
+    assert_error(models, 401, None, "invalid_api_key")
+    assert_error(board, 401, None, "invalid_api_key")
+    assert_error(accented, 401, None, "invalid_api_key")
+    assert keyed.status_code == 200
+
+
+def test_refused_requests_are_counted_in_the_metrics(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-9"})
+        client.post("/v1/chat/completions", json={**CHAT, "temperature": 9})
+        metrics = client.get("/metrics").text
+    assert 'bitgate_requests_total{pool="unknown",status="404",strategy="none"} 1.0' in metrics
+    assert 'bitgate_requests_total{pool="unknown",status="400",strategy="none"} 1.0' in metrics

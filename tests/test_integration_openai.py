@@ -9,9 +9,12 @@ import httpx
 import openai
 import pytest
 
+from miners.questions import answer
 from tests.support import GatewayProcess, eventually, profiles
 
 pytestmark = pytest.mark.integration
+
+QUALITIES = ("good", "wrong", "off_topic", "refusal")
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -19,7 +22,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 @pytest.fixture
 def served(sim_pool: Callable[..., Any]) -> Iterator[tuple[GatewayProcess, openai.OpenAI]]:
     """A gateway over one good miner and three bad ones, and an OpenAI client for it."""
-    _, path = sim_pool(profiles("good", "wrong", "off_topic", "refusal"))
+    _, path = sim_pool(profiles(*QUALITIES))
     gateway = GatewayProcess("--metagraph", str(path))
     client = openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="unused", max_retries=0)
     try:
@@ -45,17 +48,21 @@ def test_chat_stream_ends_with_the_bitgate_block(
     served: tuple[GatewayProcess, openai.OpenAI], strategy: str
 ) -> None:
     _, client = served
-    stream = client.chat.completions.create(
+    raw = client.chat.completions.with_raw_response.create(
         model="sim", messages=QUESTION, stream=True, extra_body={"bitgate": {"strategy": strategy}}
     )
-    chunks = list(stream)
+    chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text.strip()
-    assert chunks[-1].choices and chunks[-1].choices[0].finish_reason == "stop"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "stop" and finishes.count("stop") == 1
     block = (chunks[-1].model_extra or {})["bitgate"]
     assert block["strategy"] == strategy
+    winner = block["miner"]["uid"]
+    assert raw.headers["x-bitgate-miner-uid"] == str(winner)
+    # The text is exactly what the chosen miner says to this question.
+    assert text == answer(QUESTION[0]["content"], QUALITIES[winner]).text
     if strategy == "best_of":
-        assert "Paris" in text and block["miner"]["uid"] == 0
+        assert winner == 0
 
 
 def test_race_returns_the_first_usable_reply(sim_pool: Callable[..., Any]) -> None:
