@@ -12,7 +12,7 @@ from gateway.errors import ModelNotFound
 from gateway.ingress import check_api_key, read_request, until_disconnect
 from gateway.pipeline import Pipeline, Result
 from gateway.plan import Planner
-from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse
 from gateway.responses import SSE_HEADERS, JSONBytes
 from gateway.state import GatewayState
 from gateway.streaming import LiveRace, replay
@@ -65,13 +65,18 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
         return _response(result)
 
 
-@router.post("/v1/chat/completions")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)
+}
+
+
+@router.post("/v1/chat/completions", responses=ERRORS)
 async def chat_completions(request: Request, state: State) -> Response:
     """OpenAI chat completions, answered by the best of the pool's top miners."""
     return await _serve("chat", request, state)
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", responses=ERRORS)
 async def completions(request: Request, state: State) -> Response:
     """OpenAI text completions, answered by the best of the pool's top miners."""
     return await _serve("completion", request, state)

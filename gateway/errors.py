@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.protocol import ErrorDetail, ErrorResponse
 from gateway.responses import JSONBytes
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,9 @@ class DeadlinePassed(GatewayError):
 
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, object]:
-    """The OpenAI error JSON."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    """The OpenAI error JSON, in the shape of `ErrorResponse`."""
+    detail = ErrorDetail(message=message, type=type_, param=param, code=code)
+    return ErrorResponse(error=detail).model_dump()
 
 
 def error_response(exc: GatewayError) -> JSONBytes:

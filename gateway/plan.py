@@ -13,7 +13,7 @@ from gateway.config import PoolConfig
 from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
 from gateway.pools import Pool
 from gateway.protocol import BitgateOptions, SamplingFields, Strategy
-from ranking.base import Prompt, Ranker
+from ranking.base import Prompt, Ranker, message_text
 from router.fanout import Kind
 from router.metagraph import Neuron
 from router.scores import Scoreboard
@@ -36,15 +36,6 @@ class Plan:
     include_usage: bool
 
 
-def _text_of(content: Any) -> str:
-    """A message's text: a string, or the text parts of a content list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
 def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
     """What the user asked, flattened for the rankers."""
     if kind == "completion":
@@ -52,7 +43,7 @@ def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
         text = prompt if isinstance(prompt, str) else "\n".join(prompt)
         return Prompt(text=text, last_user=text)
     messages = raw["messages"]
-    turns = [_text_of(m.get("content")) for m in messages]
+    turns = [message_text(m.get("content")) for m in messages]
     users = [t for m, t in zip(messages, turns, strict=True) if m.get("role") == "user"]
     return Prompt(
         text="\n".join(turns),

@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
+def message_text(content: object) -> str:
+    """A chat message's text: a string, or the text parts of a content list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """What the user asked: the conversation flattened to text, and the last user turn."""

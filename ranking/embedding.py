@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ranking.base import Candidate, Prompt, RankerUnavailable, Ranking
+from ranking.base import Candidate, Prompt, RankerUnavailable, Ranking, message_text
 from ranking.batcher import MicroBatcher
 from ranking.heuristic import FULL_ANSWER_WORDS
 
@@ -54,18 +54,10 @@ CONTEXT_TURNS = 2  # earlier turns prepended to the last user turn
 CONTEXT_CHARS = 300  # of each earlier turn
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
 def query_text(prompt: Prompt) -> str:
     """What replies should be relevant to: the last user turn, after a little context."""
     turns = [
-        _text_of(m.get("content"))
+        message_text(m.get("content"))
         for m in prompt.messages
         if m.get("role") in {"user", "assistant"}
     ]

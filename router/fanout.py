@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +26,14 @@ ChunkSink = Callable[[int, dict[str, Any]], None]
 Headers = Mapping[str, str]
 # Extra headers for one miner request, from the shared body and the miner's hotkey (signing).
 RequestSigner = Callable[[bytes, str], Headers]
+
+
+class MinerHTTPError(Exception):
+    """A miner answered with a status other than 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 class InvalidReply(Exception):
@@ -167,25 +175,19 @@ class MinerClient:
         headers: Headers = JSON_HEADERS,
     ) -> Reply:
         """One non-streaming call, cut at `deadline` (event-loop time)."""
-        start = time.perf_counter()
         headers = self._headers(headers, body, neuron)
-        try:
-            async with asyncio.timeout_at(deadline):
-                status, raw = await self._post(neuron.base_url + PATHS[kind], body, headers)
+
+        async def call(reply: Reply) -> None:
+            status, raw = await self._post(neuron.base_url + PATHS[kind], body, headers)
             if status != 200:
-                return self._failed(neuron, start, "error", f"HTTP {status}")
+                raise MinerHTTPError(status)
             try:
-                parsed = orjson.loads(raw)
+                reply.body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise InvalidReply("reply is not JSON") from None
-            text, finish = extract_choice(parsed, kind)
-        except TimeoutError:
-            return self._failed(neuron, start, "timeout", "deadline passed")
-        except InvalidReply as exc:
-            return self._failed(neuron, start, "invalid", str(exc))
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return self._failed(neuron, start, "error", type(exc).__name__)
-        return Reply(neuron, "ok", _ms_since(start), text, finish, body=parsed)
+            reply.text, reply.finish_reason = extract_choice(reply.body, kind)
+
+        return await self._guarded(neuron, deadline, call)
 
     async def stream(
         self,
@@ -197,18 +199,29 @@ class MinerClient:
         headers: Headers = SSE_HEADERS,
     ) -> Reply:
         """One streaming call; each parsed chunk goes to `sink` as it arrives."""
-        start = time.perf_counter()
         headers = self._headers(headers, body, neuron)
+        url = neuron.base_url + PATHS[kind]
+
+        async def call(reply: Reply) -> None:
+            await self._read_stream(url, body, headers, kind, reply, sink)
+
+        return await self._guarded(neuron, deadline, call)
+
+    async def _guarded(
+        self, neuron: Neuron, deadline: float, call: Callable[[Reply], Awaitable[None]]
+    ) -> Reply:
+        """Run `call` to fill a reply by `deadline`; any way it fails becomes the reply's status."""
+        start = time.perf_counter()
         reply = Reply(neuron, "ok", 0.0)
         try:
             async with asyncio.timeout_at(deadline):
-                await self._read_stream(
-                    neuron.base_url + PATHS[kind], body, headers, kind, reply, sink
-                )
+                await call(reply)
         except TimeoutError:
             return self._failed(neuron, start, "timeout", "deadline passed")
         except InvalidReply as exc:
             return self._failed(neuron, start, "invalid", str(exc))
+        except MinerHTTPError as exc:
+            return self._failed(neuron, start, "error", f"HTTP {exc.status}")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return self._failed(neuron, start, "error", type(exc).__name__)
         reply.latency_ms = _ms_since(start)
@@ -225,9 +238,7 @@ class MinerClient:
     ) -> None:
         async with self.session.post(url, data=body, headers=headers) as resp:
             if resp.status != 200:
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, (), status=resp.status, message=f"HTTP {resp.status}"
-                )
+                raise MinerHTTPError(resp.status)
             size = 0
             parts: list[str] = []
             async for line in resp.content:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -240,13 +240,19 @@ class RedisStore:
         )
         self._record = self._redis.register_script(RECORD_LUA)
 
-    def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
+    async def _call(self, command: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
+        """One Redis command, retried once after a short pause."""
+        retrying = AsyncRetrying(
             retry=retry_if_exception_type(RedisError),
             stop=stop_after_attempt(2),
             wait=wait_fixed(0.05),
             reraise=True,
         )
+
+        async def once() -> Any:
+            return await command(*args, **kw)
+
+        return await retrying(once)
 
     async def record(
         self,
@@ -280,63 +286,45 @@ class RedisStore:
             batch_id or "",
         ]
         keys = [stats_key(pool), batch_key(pool, batch_id or "-")]
-        async for attempt in self._retrying():
-            with attempt:
-                await self._record(keys=keys, args=args)
+        await self._call(self._record, keys=keys, args=args)
 
     async def stats(self, pool: str) -> dict[int, MinerStats]:
         """Every miner's stats in the pool, in one read."""
-        async for attempt in self._retrying():
-            with attempt:
-                raw: dict[Any, Any] = await self._redis.hgetall(stats_key(pool))
+        raw: dict[Any, Any] = await self._call(self._redis.hgetall, stats_key(pool))
         return {int(uid): MinerStats.from_json(orjson.loads(doc)) for uid, doc in raw.items()}
 
     async def save_metagraph(self, pool: str, snapshot: bytes) -> None:
         """Keep the snapshot for every replica."""
-        async for attempt in self._retrying():
-            with attempt:
-                await self._redis.set(metagraph_key(pool), snapshot)
+        await self._call(self._redis.set, metagraph_key(pool), snapshot)
 
     async def load_metagraph(self, pool: str) -> bytes | None:
         """The kept snapshot, if any."""
-        async for attempt in self._retrying():
-            with attempt:
-                value: Any = await self._redis.get(metagraph_key(pool))
+        value: Any = await self._call(self._redis.get, metagraph_key(pool))
         return None if value is None else bytes(value)
 
     async def save_weights(self, pool: str, hotkey: str, weights: bytes) -> None:
         """Keep the validator's weights for every replica."""
-        async for attempt in self._retrying():
-            with attempt:
-                await self._redis.hset(weights_key(pool), hotkey, weights)
+        await self._call(self._redis.hset, weights_key(pool), hotkey, weights)
 
     async def load_weights(self, pool: str) -> dict[str, bytes]:
         """Every validator's kept weights, in one read."""
-        async for attempt in self._retrying():
-            with attempt:
-                raw: dict[Any, Any] = await self._redis.hgetall(weights_key(pool))
+        raw: dict[Any, Any] = await self._call(self._redis.hgetall, weights_key(pool))
         return {_text(hotkey): bytes(doc) for hotkey, doc in raw.items()}
 
     async def save_bonds(self, pool: str, bonds: bytes) -> None:
         """Keep the bonds for every replica."""
-        async for attempt in self._retrying():
-            with attempt:
-                await self._redis.set(bonds_key(pool), bonds)
+        await self._call(self._redis.set, bonds_key(pool), bonds)
 
     async def load_bonds(self, pool: str) -> bytes | None:
         """The kept bonds, if any."""
-        async for attempt in self._retrying():
-            with attempt:
-                value: Any = await self._redis.get(bonds_key(pool))
+        value: Any = await self._call(self._redis.get, bonds_key(pool))
         return None if value is None else bytes(value)
 
     async def claim_epoch(self, pool: str, epoch: int, ttl_s: float) -> bool:
         """SET NX on the epoch's key: the first replica to ask wins; a retry after a lost reply
         may lose its own claim, which only skips the epoch on this replica."""
         ttl_ms = max(int(ttl_s * 1000), 1)
-        async for attempt in self._retrying():
-            with attempt:
-                won = await self._redis.set(epoch_key(pool, epoch), b"1", nx=True, px=ttl_ms)
+        won = await self._call(self._redis.set, epoch_key(pool, epoch), b"1", nx=True, px=ttl_ms)
         return bool(won)
 
     async def ping(self) -> bool:
