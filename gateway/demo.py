@@ -12,11 +12,12 @@ from pathlib import Path
 import uvicorn
 
 from gateway.app import create_app
-from gateway.config import Settings
+from gateway.config import RoutingDefaults, Settings
 from miners.profiles import build_mix
 from miners.sim import start_pool
 
 POOL = "sim"
+DEMO_DEADLINE_S = 4.0
 
 
 def usage(base_url: str) -> str:
@@ -39,7 +40,9 @@ async def _demo(port: int, miners: int, workdir: Path) -> None:
     try:
         metagraph = workdir / "metagraph.json"
         pool.write_metagraph(metagraph, name=POOL)
-        settings = Settings(metagraph=metagraph, port=port)
+        # The demo pool has a slow miner (lognormal tail); a short deadline keeps answers snappy.
+        routing = RoutingDefaults(timeout_s=DEMO_DEADLINE_S)
+        settings = Settings(metagraph=metagraph, port=port, routing=routing)
         config = uvicorn.Config(
             create_app(settings),
             host=settings.host,
