@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_reply_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_connections: int = Field(default=1000, ge=10)
+    max_connections: int = Field(default=4096, ge=10)
     max_inflight: int = Field(default=2048, ge=1)
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     ema_alpha: float = Field(default=0.1, gt=0, le=1)

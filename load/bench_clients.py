@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 import orjson
 
-from load.loadgen import JSON_HEADERS, chat_body, percentile, require_loopback
+from load.client import JSON_HEADERS
+from load.hist import Latency
 from load.procs import CHAT_PATH, cpu_at, cpu_snapshot, cpu_spent, sim_pool
+from load.targets import TargetError, is_loopback
 
 Post = Callable[[str, bytes], Awaitable[tuple[int, bytes]]]
 ClientFactory = Callable[[int], AbstractAsyncContextManager[Post]]
@@ -96,7 +99,7 @@ class ClientResult:
     client: str
     fanouts: int = 0
     elapsed_s: float = 0.0
-    latency_ms: list[float] = field(default_factory=list)
+    latency_ms: Latency = field(default_factory=Latency)
     errors: Counter[str] = field(default_factory=Counter)
     cpu_s: dict[str, float | None] = field(default_factory=dict)
 
@@ -106,8 +109,8 @@ class ClientResult:
         return self.fanouts / self.elapsed_s if self.elapsed_s else 0.0
 
     def quantile(self, q: float) -> float | None:
-        """Exact quantile of the fan-out latency, in ms."""
-        return percentile(sorted(self.latency_ms), q)
+        """The `q`-quantile (0-1) of the fan-out latency, in ms, from its HDR histogram."""
+        return self.latency_ms.percentile(100.0 * q)
 
     def cpu_share(self, name: str) -> str:
         """A process's share of one core over the measured phase (`others`: the rest)."""
@@ -175,7 +178,7 @@ async def measure(name: str, post: Post, load: FanOutLoad) -> ClientResult:
             end = time.perf_counter()
             if start >= measure_from:
                 result.fanouts += 1
-                result.latency_ms.append((end - start) * 1000.0)
+                result.latency_ms.record((end - start) * 1000.0)
                 result.errors.update(errors)
                 last_end = max(last_end, end)
 
@@ -210,6 +213,20 @@ def run_comparison(
     watch = {} if miners_pid is None else {"miners": miners_pid}
     load = FanOutLoad(endpoints, chat_body(model), concurrency, windows, watch)
     return uvloop.run(compare(load))
+
+
+def require_loopback(url: str) -> str:
+    """`url` unchanged when its host is loopback, else `TargetError`."""
+    host = urlsplit(url).hostname or ""
+    if not is_loopback(host):
+        raise TargetError(f"{url!r}: the client comparison runs against loopback miners only")
+    return url
+
+
+def chat_body(model: str) -> bytes:
+    """A small chat request."""
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    return orjson.dumps({"model": model, "messages": messages})
 
 
 def table(results: Sequence[ClientResult]) -> list[str]:

@@ -1,4 +1,4 @@
-"""The gateway benchmark: instant sim miners, the gateway, the loadgen; writes BENCHMARKS.md."""
+"""The benchmark suite: core overhead, stragglers, fan-out and pool size, memory; BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -17,13 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from load import bench_clients, profiling
-from load.bench_report import Figures, Scenario, render
-from load.loadgen import Summary, chat_body
+from load import (
+    bench_clients,
+    bench_memory,
+    bench_plots,
+    bench_run,
+    bench_scale,
+    bench_stragglers,
+    profiling,
+)
+from load.bench_report import Figures, render
+from load.bench_run import Load
 from load.procs import (
-    CHAT_PATH,
     Gateway,
     ProcessError,
     SimPool,
@@ -34,70 +39,53 @@ from load.procs import (
 
 ALL_TEN = {"top_k": 10, "sample": 10}
 QUIET_CORES = 0.25
+SECTIONS = ("core", "stragglers", "scale", "memory")
 
 
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
-    """How long and how hard each scenario runs."""
+    """How long and how hard each scenario runs, and which sections run."""
 
     concurrency: int = 16
     warmup_s: float = 2.0
     duration_s: float = 10.0
     client_warmup_s: float = 1.0
     client_duration_s: float = 5.0
+    suite_duration_s: float = 5.0
     profile_s: int = 0
-    ranker: str | None = None
+    sections: tuple[str, ...] = SECTIONS
     profile_out: Path = Path("gateway-profile.txt")
     workdir: Path = Path(".")
+    plots: Path = Path("load/bench")
 
 
-def run_loadgen(
-    config: BenchConfig, url: str, body: bytes, watch: dict[str, int], label: str
-) -> Summary:
-    """One loadgen process against `url`; its JSON summary."""
-    body_file = config.workdir / f"{label}.body.json"
-    body_file.write_bytes(body)
-    out = config.workdir / f"{label}.summary.json"
-    command = [sys.executable, "-m", "load.loadgen", "--url", url, "--body-file", str(body_file)]
-    command += ["--concurrency", str(config.concurrency), "--warmup-s", str(config.warmup_s)]
-    command += ["--duration-s", str(config.duration_s), "--json-out", str(out)]
-    for name, pid in watch.items():
-        command += ["--watch", f"{name}={pid}"]
-    limit = config.warmup_s + config.duration_s + 120
-    subprocess.run(command, check=True, timeout=limit, stdout=subprocess.DEVNULL)
-    return Summary.from_json(orjson.loads(out.read_bytes()))
-
-
-def scenarios(pool: SimPool, gw: Gateway, ranker: str | None) -> list[tuple[str, str, bytes]]:
-    """(label, url, body) of each load scenario, the direct-miner baseline first."""
-    routing: dict[str, object] = {**ALL_TEN, **({"ranker": ranker} if ranker else {})}
+def core_scenarios() -> list[tuple[str, str, dict[str, object]]]:
+    """(label, target kind, gateway options) of the core rows, the direct baseline first."""
+    heuristic = {**ALL_TEN, "ranker": "heuristic"}
     return [
-        ("one sim miner, direct (baseline)", pool.urls[0] + CHAT_PATH, chat_body(pool.name)),
+        ("one sim miner, direct (baseline)", "miner", {}),
+        ("gateway best_of, 10 of 10, heuristic", "gateway", {**heuristic, "strategy": "best_of"}),
+        ("gateway race, 10 of 10, heuristic", "gateway", {**heuristic, "strategy": "race"}),
         (
-            "gateway best_of, 10 of 10 sampled",
-            gw.url + CHAT_PATH,
-            chat_body(pool.name, {**routing, "strategy": "best_of"}),
-        ),
-        (
-            "gateway race, 10 of 10 sampled",
-            gw.url + CHAT_PATH,
-            chat_body(pool.name, {**routing, "strategy": "race"}),
+            "gateway best_of, 10 of 10, blend (default ranker)",
+            "gateway",
+            {**ALL_TEN, "ranker": "blend", "strategy": "best_of"},
         ),
     ]
 
 
-def run_all(config: BenchConfig) -> tuple[Figures, list[str]]:
-    """Start the pool and the gateway, run every scenario, stop everything."""
+def run_core(config: BenchConfig) -> tuple[Figures, list[str]]:
+    """Start the pool and the gateway, run every core scenario, stop everything."""
     with (
         sim_pool(config.workdir) as pool,
         gateway(pool.metagraph, config.workdir / "gateway.log") as gw,
     ):
         watch = {"gateway": gw.proc.pid, "miners": pool.proc.pid}
         runs = []
-        for index, (label, url, body) in enumerate(scenarios(pool, gw, config.ranker)):
-            print(f"running: {label} ...", file=sys.stderr, flush=True)
-            summary = run_loadgen(config, url, body, watch, f"s{index}")
-            runs.append(Scenario(label, summary))
+        for label, kind, options in core_scenarios():
+            target = pool.urls[0] + "/v1" if kind == "miner" else gw.url + "/v1"
+            load = Load(config.concurrency, None, config.warmup_s, config.duration_s, 30.0, options)
+            runs.append(bench_run.run(label, target, pool.name, load, config.workdir, watch))
         print("running: client comparison ...", file=sys.stderr, flush=True)
         windows = (config.client_warmup_s, config.client_duration_s)
         clients = bench_clients.run_comparison(
@@ -107,23 +95,41 @@ def run_all(config: BenchConfig) -> tuple[Figures, list[str]]:
     return Figures(runs, clients, config.concurrency, len(pool.urls)), profile
 
 
+def run_suites(config: BenchConfig) -> list[str]:
+    """Every other section that was asked for, as Markdown, with its plots written."""
+    lines: list[str] = []
+    seconds, workdir = config.suite_duration_s, config.workdir
+    if "stragglers" in config.sections:
+        rows = bench_stragglers.run_all(workdir, seconds)
+        deadline_ms = bench_stragglers.DEADLINE_S * 1000
+        bench_plots.stragglers(rows, deadline_ms, config.plots / "stragglers.png")
+        lines += bench_stragglers.section(rows, seconds)
+    if "scale" in config.sections:
+        widths = bench_scale.fanout(workdir, seconds)
+        pools = bench_scale.pool_sizes(workdir, seconds)
+        bench_plots.scale(widths, pools, config.plots / "scale.png")
+        lines += bench_scale.section(widths, pools, seconds)
+    if "memory" in config.sections:
+        memory = bench_memory.measure(workdir, seconds)
+        bench_plots.memory(memory, config.plots / "memory.png")
+        lines += bench_memory.section(memory, seconds)
+    return lines
+
+
 def profile_gateway(config: BenchConfig, pool: SimPool, gw: Gateway) -> list[str]:
     """Sample the gateway with py-spy under the best_of load; the hot-spot report lines."""
-    body = scenarios(pool, gw, config.ranker)[1][2]
-    body_file = config.workdir / "profile.body.json"
-    body_file.write_bytes(body)
-    command = [sys.executable, "-m", "load.loadgen", "--url", gw.url + CHAT_PATH]
-    command += ["--body-file", str(body_file), "--concurrency", str(config.concurrency)]
-    command += ["--warmup-s", "1", "--duration-s", str(config.profile_s + 3)]
-    out = config.profile_out
+    options = core_scenarios()[1][2]
+    load = Load(config.concurrency, None, 1.0, config.profile_s + 3.0, 30.0, options)
+    out = config.workdir / "profile-run"
+    command = bench_run.command(gw.url + "/v1", pool.name, load, out, {})
     print(f"profiling the gateway for {config.profile_s}s ...", file=sys.stderr, flush=True)
-    load = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    loadgen = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
         time.sleep(2.0)
-        profiling.record(gw.proc.pid, config.profile_s, out)
+        profiling.record(gw.proc.pid, config.profile_s, config.profile_out)
     finally:
-        load.wait(config.profile_s + 60)
-    return profile_lines(out)
+        loadgen.wait(config.profile_s + 60)
+    return profile_lines(config.profile_out)
 
 
 def profile_lines(raw: Path) -> list[str]:
@@ -172,7 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--client-duration-s", type=float, default=5.0)
-    parser.add_argument("--ranker", help="ranker asked for per request (default: the pool's)")
+    parser.add_argument(
+        "--suite-duration-s", type=float, default=5.0, help="measured seconds of each suite run"
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
+    )
     parser.add_argument(
         "--quiet-wait-s",
         type=float,
@@ -220,21 +233,35 @@ def run_report(args: argparse.Namespace, command: str) -> str:
     if busy is not None and busy >= QUIET_CORES:
         print(f"note: the machine is busy ({busy:.2f} cores in use)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bitgate-bench-") as workdir:
+        sections = tuple(name.strip() for name in args.sections.split(",") if name.strip())
+        unknown = set(sections) - set(SECTIONS)
+        if unknown:
+            raise ProcessError(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+        out_dir = args.out.parent if args.out is not None else Path(workdir)
         config = BenchConfig(
             concurrency=args.concurrency,
             warmup_s=args.warmup_s,
             duration_s=args.duration_s,
             client_duration_s=args.client_duration_s,
+            suite_duration_s=args.suite_duration_s,
             profile_s=args.profile_s,
-            ranker=args.ranker,
+            sections=sections,
             profile_out=args.profile_out,
             workdir=Path(workdir),
+            plots=out_dir / "bench",
         )
-        figures, profile = run_all(config)
-        report = render(figures, machine(), command, config.warmup_s, config.duration_s)
-        if profile:
-            report += "\n## Gateway profile (py-spy, best_of load)\n\n```\n"
-            report += "\n".join(profile) + "\n```\n"
+        started = time.monotonic()
+        report = ""
+        if "core" in sections:
+            figures, profile = run_core(config)
+            report = render(figures, machine(), command, config.warmup_s, config.duration_s)
+            if profile:
+                report += "\n### Gateway profile (py-spy, best_of load)\n\n```\n"
+                report += "\n".join(profile) + "\n```\n"
+        else:
+            report = f"# Gateway benchmarks\n\nCommand: `{command}`\n\n"
+        report += "\n".join(run_suites(config))
+        report += f"\nWhole suite: {time.monotonic() - started:.0f} s.\n"
         print(report)
     return report
 

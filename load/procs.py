@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,11 +85,15 @@ def _wait_line(proc: subprocess.Popen[str], marker: str) -> str:
 
 
 @contextlib.contextmanager
-def sim_pool(workdir: Path, count: int = 10, mix: str = "instant") -> Iterator[SimPool]:
-    """A simulated miner pool in its own process, stopped on exit."""
-    metagraph = workdir / "sim-metagraph.json"
+def sim_pool(
+    workdir: Path, count: int = 10, mix: str = "instant", profiles: Path | None = None
+) -> Iterator[SimPool]:
+    """A simulated miner pool in its own process (a mix or a profiles file), stopped on exit."""
+    metagraph = workdir / f"sim-metagraph-{count}-{mix}.json"
     command = [sys.executable, "-m", "miners.cli", "sim", "--count", str(count), "--mix", mix]
     command += ["--base-port", "0", "--metagraph-out", str(metagraph)]
+    if profiles is not None:
+        command += ["--profiles", str(profiles)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         _wait_line(proc, "metagraph")
@@ -108,13 +112,21 @@ def _ready(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def gateway(metagraph: Path, log: Path) -> Iterator[Gateway]:
+def gateway(
+    metagraph: Path, log: Path, args: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[Gateway]:
     """`bitgate serve` in its own process on a free loopback port, stopped on exit."""
     port = free_port()
     command = [sys.executable, "-m", "gateway.cli", "serve", "--metagraph", str(metagraph)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args]
     with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -125,6 +137,17 @@ def gateway(metagraph: Path, log: Path) -> Iterator[Gateway]:
         yield Gateway(proc, url)
     finally:
         stop(proc)
+
+
+def rss_kib(pid: int) -> int | None:
+    """A process's resident memory in KiB, from /proc (None off Linux or once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def cpu_seconds(pid: int) -> float | None:
