@@ -120,7 +120,11 @@ async def _run(
         validators=validators(config, colluder),
         yuma=YumaParams(yuma_version=3 if config.yuma_version == 3 else 2),
     )
-    routing = RoutingDefaults(top_k=len(uids), sample=config.sample, timeout_s=5.0)
+    # The heuristic ranker: instant and the same every run, where the embedding model would
+    # load in the background mid-simulation and change the ranking while it runs.
+    routing = RoutingDefaults(
+        top_k=len(uids), sample=config.sample, timeout_s=5.0, ranker="heuristic"
+    )
     history = History(
         miners=[f"{uid}:{name}" for uid, name in zip(uids, names, strict=True)],
         validators=[v.hotkey for v in local.validators],
@@ -140,7 +144,12 @@ async def _run(
         for i in range(config.honest):
             # Everything in memory, whatever BITGATE_* says: nothing outside is touched.
             settings = Settings(
-                metagraph=path, pools=None, redis_url=None, routing=routing, seed=config.seed + i
+                metagraph=path,
+                pools=None,
+                redis_url=None,
+                routing=routing,
+                seed=config.seed + i,
+                embedding_model=False,
             )
             states.append(await start_state(settings))
         before = _asked(states, uids)
