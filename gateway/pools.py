@@ -208,7 +208,14 @@ async def watch_metagraphs(
                 if pool.source.last_error and pool.source.last_error != before:
                     metrics.metagraph_reload_errors.labels(pool.name).inc()
                 continue
-            pool.adopt(_reloaded(pool, fresh, pool.config.local))
+            try:
+                reloaded = _reloaded(pool, fresh, pool.config.local)
+            except Exception as exc:  # keep the last good metagraph and keep watching
+                pool.source.last_error = f"reload failed: {exc!r}"
+                metrics.metagraph_reload_errors.labels(pool.name).inc()
+                logger.exception("pool %s: metagraph reload failed", pool.name)
+                continue
+            pool.adopt(reloaded)
             metrics.metagraph_neurons.labels(pool.name).set(pool.miner_count)
             logger.info("pool %s: metagraph reloaded, %d neurons", pool.name, pool.miner_count)
             await save_snapshot(store, pool)
@@ -311,7 +318,14 @@ async def run_epochs(
     """Run the pool's epochs forever, epoch n at n x `epoch_s` on the wall clock (so replicas
     agree on the number)."""
     period = pool.config.epoch_s
+    last = 0
     while True:
-        number = int(clock() // period) + 1
+        # Never the same number twice, even if the clock steps back or a sleep wakes early.
+        number = max(int(clock() // period) + 1, last + 1)
         await asyncio.sleep(max(number * period - clock(), 0.0))
-        await run_epoch(pool, scoreboard, store, metrics, number)
+        last = number
+        try:
+            await run_epoch(pool, scoreboard, store, metrics, number)
+        except Exception as exc:  # one bad epoch must not end the pool's epochs
+            pool.epoch_error = repr(exc)
+            logger.exception("pool %s: epoch %d failed", pool.name, number)

@@ -192,8 +192,8 @@ async def simulate(
     config: SimulationConfig, report: Callable[[str], None] = lambda _: None
 ) -> History:
     """Run the whole simulation on loopback ports and return its history."""
-    if config.honest < 1 or config.miners < 2 or config.epochs < 1:
-        raise ValueError("need at least 1 honest validator, 2 miners and 1 epoch")
+    if config.honest < 1 or config.miners < 2 or config.epochs < 1 or config.requests < 1:
+        raise ValueError("need at least 1 honest validator, 2 miners, 1 epoch and 1 request")
     sims = await start_pool(profiles(config.miners), seed=config.seed)
     try:
         with tempfile.TemporaryDirectory(prefix="bitgate-sim-") as workdir:

@@ -92,8 +92,11 @@ class GatewayState:
             }
             for name, pool in self.pools.items()
         }
+        # Background loops only end on shutdown; one that ended early has died.
+        dead = sorted(t.get_name() for t in self.background if t.done() and not t.cancelled())
         return {
-            "ready": all(p["neurons"] > 0 for p in pools.values()),
+            "ready": all(p["neurons"] > 0 for p in pools.values()) and not dead,
             "store": {"kind": self.store.name, "healthy": self.scoreboard.store_healthy},
             "pools": pools,
+            "dead_background_tasks": dead,
         }

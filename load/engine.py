@@ -68,11 +68,14 @@ class Run:
     async def _one(self, planned: Planned, start: float, measured: bool) -> None:
         """Send one request; record it if it belongs to the measured phase."""
         self.in_flight += 1
+        reply = Reply(error="internal", ended_at=time.perf_counter())
         try:
             reply = await send(self.session, planned.url, planned.body, planned.stream)
         except asyncio.CancelledError:
             reply = Reply(error="cancelled", ended_at=time.perf_counter())
             raise
+        except Exception as exc:  # whatever went wrong, the request is counted, not lost
+            reply = Reply(error=type(exc).__name__, ended_at=time.perf_counter())
         finally:
             self.in_flight -= 1
             if measured:

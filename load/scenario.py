@@ -53,6 +53,8 @@ class Scenario(BaseModel):
             raise ValueError("rate: give either concurrency (closed loop) or rate (open loop)")
         if self.rate_to is not None and self.rate is None:
             raise ValueError("rate_to: a ramp needs a starting rate")
+        if self.rate_to is not None and self.duration_s is None:
+            raise ValueError("rate_to: a ramp needs duration_s, the time it ramps over")
         if self.target.startswith(("http://", "https://")) and not self.model:
             raise ValueError("model: required when the target is a URL")
         if not self.target.strip():

@@ -129,12 +129,26 @@ async def run_serve(args: argparse.Namespace) -> int:
     jobs = (policy.watch,) if policy.source is not None else ()
     server = MinerServer(miner_config(args, upstream, model), verifier, jobs)
     try:
-        if vllm is not None:
-            await vllm.start()
+        if vllm is not None and not await _started_unless_stopped(vllm, stop):
+            return 0
         return await _serve_until_stopped(server, args, stop, vllm)
     finally:
         if vllm is not None:
             await vllm.stop()
+
+
+async def _started_unless_stopped(vllm: VllmProcess, stop: asyncio.Event) -> bool:
+    """Start vLLM, giving up at once if SIGINT or SIGTERM comes first (startup takes minutes)."""
+    starting = asyncio.ensure_future(vllm.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()  # raises VllmError if vLLM failed to start
+        return True
+    starting.cancel()
+    await asyncio.gather(starting, return_exceptions=True)
+    return False
 
 
 async def _serve_until_stopped(

@@ -21,8 +21,12 @@ ERROR_TAIL_BYTES = 300
 def open_upstream_session(max_connections: int) -> aiohttp.ClientSession:
     """The miner's one client session to its upstream, sized for its capacity."""
     connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30)
+    # Bodies are passed through as they come, so ask for them uncompressed.
     return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=False,
+        headers={"Accept-Encoding": "identity"},
     )
 
 

@@ -89,11 +89,12 @@ class VllmProcess:
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s
         self.proc: asyncio.subprocess.Process | None = None
+        self._stopped = False
 
     async def start(self) -> None:
         """Spawn vLLM and wait until `/health` answers 200; `VllmError` if it dies or is late."""
         command = build_command(self.options)
-        logger.info("starting vLLM: %s", " ".join(command))
+        logger.info("starting vLLM: %s", " ".join(redact(command)))
         try:
             self.proc = await asyncio.create_subprocess_exec(*command, start_new_session=True)
         except OSError as exc:
@@ -130,17 +131,22 @@ class VllmProcess:
         return await self.proc.wait()
 
     async def stop(self) -> None:
-        """SIGTERM the process group, then SIGKILL it after the grace period."""
+        """SIGTERM the process group, then SIGKILL it after the grace period.
+
+        The group is signalled even when vLLM's main process has exited: its workers may
+        still be alive, holding GPU memory.
+        """
         proc = self.proc
-        if proc is None or proc.returncode is not None:
+        if proc is None or self._stopped:
             return
+        self._stopped = True  # the group id may be reused once the group is gone
         _signal_group(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), self.stop_grace_s)
         except TimeoutError:
             logger.warning("vLLM ignored SIGTERM for %g s; killing it", self.stop_grace_s)
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        _signal_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -148,6 +154,23 @@ class VllmProcess:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+SECRET_FLAGS = frozenset({"--api-key", "--hf-token", "--token"})
+
+
+def redact(command: list[str]) -> list[str]:
+    """The command with the values of secret-bearing flags hidden, for logs."""
+    shown: list[str] = []
+    for i, part in enumerate(command):
+        flag, eq, _ = part.partition("=")
+        if eq and flag in SECRET_FLAGS:
+            shown.append(f"{flag}=***")
+        elif i > 0 and command[i - 1] in SECRET_FLAGS:
+            shown.append("***")
+        else:
+            shown.append(part)
+    return shown
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:

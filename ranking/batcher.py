@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ranking.base import RankerUnavailable
+
 # Texts per model call; requests beyond this wait for the next call.
 MAX_BATCH_TEXTS = 128
 
@@ -57,32 +59,50 @@ class MicroBatcher:
         assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
-        while True:
-            jobs = [await queue.get()]
-            size = len(jobs[0].texts)
-            while not queue.empty() and size < self.max_batch_texts:
-                job = queue.get_nowait()
-                jobs.append(job)
-                size += len(job.texts)
-            jobs = [j for j in jobs if not j.future.cancelled()]
-            if not jobs:
-                continue
-            texts = [t for j in jobs for t in j.texts]
-            try:
-                vectors = await loop.run_in_executor(self.executor, self.encode, texts)
-            except Exception as exc:  # the model failed: every waiting request hears of it
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            self.calls += 1
-            self.requests += len(jobs)
-            start = 0
+        jobs: list[_Job] = []
+        try:
+            while True:
+                jobs = [await queue.get()]
+                await self._serve(queue, jobs, loop)
+        finally:
+            # Stopped: nobody will answer the jobs in hand or still queued, so say so now.
+            while not queue.empty():
+                jobs.append(queue.get_nowait())
             for job in jobs:
-                end = start + len(job.texts)
                 if not job.future.done():
-                    job.future.set_result(vectors[start:end])
-                start = end
+                    job.future.set_exception(RankerUnavailable("embedding", "stopped"))
+
+    async def _serve(
+        self, queue: asyncio.Queue[_Job], jobs: list[_Job], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Run `jobs` and everything queued behind them (up to the cap) as one model call.
+
+        `jobs` grows in place, so a stop while the model runs still reaches every job taken.
+        """
+        size = len(jobs[0].texts)
+        while not queue.empty() and size < self.max_batch_texts:
+            job = queue.get_nowait()
+            jobs.append(job)
+            size += len(job.texts)
+        live = [j for j in jobs if not j.future.cancelled()]
+        if not live:
+            return
+        texts = [t for j in live for t in j.texts]
+        try:
+            vectors = await loop.run_in_executor(self.executor, self.encode, texts)
+        except Exception as exc:  # the model failed: every waiting request hears of it
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        self.calls += 1
+        self.requests += len(live)
+        start = 0
+        for job in live:
+            end = start + len(job.texts)
+            if not job.future.done():
+                job.future.set_result(vectors[start:end])
+            start = end
 
     async def stop_worker(self) -> None:
         """Stop the worker task; a later `embed` starts a new one on its own loop."""

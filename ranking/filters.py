@@ -52,9 +52,13 @@ _REFUSAL = re.compile(
     r"|\bi (?:cannot|can't|can not|won't|will not|am unable to|'m unable to|am not able to"
     r"|'m not able to|won't be able to|will not be able to|do not have the ability to"
     r"|don't have the ability to)\s+(?:help|assist|provide|comply|do that|fulfil|fulfill"
-    r"|answer|support|share|give|discuss|respond)",
+    r"|answer|support|share|give|discuss|respond)"
+    r"|\bi (?:must|have to) decline\b|\bi'?m not going to (?:help|assist|do)\b",
     re.IGNORECASE,
 )
+# "I can't give an exact figure, but ..." is a hedge that goes on to answer, not a refusal.
+_HEDGE = re.compile(r"\bbut\b|\bhowever\b|\balthough\b", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 
 
@@ -122,13 +126,20 @@ def is_truncated(text: str, n_words: int, finish_reason: str | None) -> bool:
     if not end or end[-1] in TERMINAL or end[-1].isdigit():
         return False
     last_line = end.rsplit("\n", 1)[-1]
+    if finish_reason == "stop" and ("```" in end or _LIST_ITEM.match(last_line)):
+        return False  # lists and code explanations often end without a full stop
     return len(_words(last_line)) >= TRUNCATION_LAST_LINE_WORDS
 
 
 def is_refusal(text: str) -> bool:
     """Refusal boilerplate in the reply's opening (a long answer that mentions one is fine)."""
     head = text.translate(_APOSTROPHES)[:300]
-    return bool(_REFUSAL.search(head))
+    match = _REFUSAL.search(head)
+    if match is None:
+        return False
+    sentence_end = _SENTENCE.search(head, match.end())
+    rest_of_sentence = head[match.end() : sentence_end.start() if sentence_end else None]
+    return not _HEDGE.search(rest_of_sentence)
 
 
 class Filters:

@@ -39,6 +39,7 @@ class ChainConfig(BaseModel):
     sync_s: float = Field(default=600.0, gt=0, description="seconds between metagraph syncs")
     attempts: int = Field(default=4, ge=1, description="tries per sync or set_weights")
     backoff_s: float = Field(default=2.0, ge=0, description="first wait between tries")
+    call_timeout_s: float = Field(default=120.0, gt=0, description="longest wait for one call")
     set_weights: bool = False
     wallet: str = "default"
     hotkey: str | None = None
@@ -170,7 +171,7 @@ class ChainLink:
                 raise
 
     async def run(self, action: Callable[[Subtensor], T]) -> T:
-        """`call` in a worker thread, retried with exponential backoff."""
+        """`call` in a worker thread, bounded in time, retried with exponential backoff."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.config.attempts),
             wait=wait_exponential(multiplier=self.config.backoff_s, max=60.0),
@@ -178,7 +179,11 @@ class ChainLink:
         )
         async for attempt in retrying:
             with attempt:
-                return await asyncio.to_thread(self.call, action)
+                # A dead websocket can block the SDK for ever; stop waiting, and the next
+                # call opens a fresh connection once the stuck one lets go of the lock.
+                return await asyncio.wait_for(
+                    asyncio.to_thread(self.call, action), self.config.call_timeout_s
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -260,7 +260,7 @@ def overlay(base: Metagraph, last: Metagraph, config: LocalConfig) -> Metagraph:
             neuron = neuron.model_copy(update={f: getattr(seen, f) for f in YUMA_FIELDS})
         neurons.append(neuron)
     taken = {n.uid for n in neurons}
-    next_uid = max(taken | {n.uid for n in base.neurons}) + 1
+    next_uid = max(taken | {n.uid for n in base.neurons}, default=-1) + 1
     for neuron in last.neurons:
         if neuron.hotkey in validators:
             if neuron.uid in taken:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -263,3 +264,23 @@ def test_refused_requests_are_counted_in_the_metrics(good_pool: Path) -> None:
         metrics = client.get("/metrics").text
     assert 'bitgate_requests_total{pool="unknown",status="404",strategy="none"} 1.0' in metrics
     assert 'bitgate_requests_total{pool="unknown",status="400",strategy="none"} 1.0' in metrics
+
+
+def test_a_dead_background_loop_makes_the_gateway_not_ready(good_pool: Path) -> None:
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    with gateway(good_pool) as client:
+        state = client.app.state.gateway  # type: ignore[attr-defined]
+        task = client.portal.call(_start_task, crash)  # type: ignore[union-attr]
+        state.background.add(task)
+        ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["dead_background_tasks"] == ["crash-loop"]
+
+
+async def _start_task(coro_fn: Any) -> Any:
+    """A named task on the app's loop that has already finished."""
+    task = asyncio.get_running_loop().create_task(coro_fn(), name="crash-loop")
+    await asyncio.gather(task, return_exceptions=True)
+    return task

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from load import arrivals
+from load import arrivals, engine
 from load.engine import UNSENT, Run, open_session
 from load.scenario import Scenario
 from load.targets import resolve
@@ -125,3 +125,27 @@ def test_aiohttp_is_the_client() -> None:
             return int(session.connector.limit) if session.connector else 0
 
     assert asyncio.run(size()) == 3
+
+
+async def test_a_request_that_breaks_the_client_is_counted_not_lost(
+    slow_target: tuple[str, list[float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = slow_target
+    real_send = engine.send
+    calls = itertools.count()
+
+    async def flaky_send(*args: object, **kwargs: object) -> object:
+        if next(calls) % 3 == 2:
+            raise ValueError("a bug in the client")
+        return await real_send(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "send", flaky_send)
+    runner = await run(Scenario(target=url, model="m", rate=20, arrival="uniform", duration_s=0.6))
+    rec = runner.recorder
+    assert rec.requests == runner.sent == 11
+    assert rec.errors["ValueError"] == 3 and rec.ok == 8
+
+
+def test_a_ramp_needs_a_duration() -> None:
+    with pytest.raises(ValueError, match="rate_to"):
+        Scenario(target="http://127.0.0.1:1/v1", model="m", rate=10, rate_to=100, requests=50)

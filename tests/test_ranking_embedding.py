@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -162,3 +163,26 @@ async def test_inference_runs_off_the_event_loop(model: EmbeddingModel) -> None:
         await batcher.aclose()
     assert elapsed > 0.02
     assert ticks >= 5  # the loop kept running while the model worked
+
+
+async def test_stopping_the_batcher_answers_every_waiting_request() -> None:
+    """Requests queued behind a model call are told the model stopped, not left hanging."""
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_encode(texts: Sequence[str]) -> np.ndarray:
+        started.set()
+        release.wait(5)
+        return np.zeros((len(texts), 4), dtype=np.float32)
+
+    batcher = MicroBatcher(slow_encode)
+    first = asyncio.ensure_future(batcher.embed(["a"]))
+    await asyncio.to_thread(started.wait, 5)
+    second = asyncio.ensure_future(batcher.embed(["b"]))
+    await asyncio.sleep(0.01)
+    await batcher.stop_worker()
+    release.set()
+    for waiting in (first, second):
+        with pytest.raises(RankerUnavailable, match="stopped"):
+            await asyncio.wait_for(waiting, 2)
+    await batcher.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ranking.base import Candidate, Prompt
-from ranking.filters import FACTORS, FilterConfig, Filters
+from ranking.filters import FACTORS, FilterConfig, Filters, is_refusal, is_truncated
 
 QUESTION = "Why does ice float on water?"
 GOOD = (
@@ -117,3 +117,25 @@ def test_several_filters_multiply() -> None:
     fired = reasons(looping_refusal)
     assert {"refusal", "repetitive"} <= set(fired)
     assert mask(looping_refusal) == pytest.approx(FACTORS["refusal"] * FACTORS["repetitive"])
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("I can't give you an exact number, but Tokyo has about 14 million people.", False),
+        ("I cannot provide legal advice; however, the general rule is that leases renew.", False),
+        ("I'm sorry, but I can't help with that.", True),
+        ("I must decline this request.", True),
+        ("I'm not going to help with that.", True),
+    ],
+)
+def test_hedged_answers_are_not_refusals(text: str, refused: bool) -> None:
+    assert is_refusal(text) is refused
+
+
+def test_a_finished_list_or_code_answer_is_not_truncated() -> None:
+    steps = "To reset it:\n1. Open the settings page\n2. Choose the network tab and press reset"
+    assert not is_truncated(steps, len(steps.split()), "stop")
+    assert is_truncated(steps, len(steps.split()), "length")
+    cut = "The capital of France is Paris, which is also the largest city in"
+    assert is_truncated(cut, len(cut.split()), "stop")
