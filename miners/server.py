@@ -19,6 +19,8 @@ CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 SHUTDOWN_TIMEOUT_S = 5.0
+PROBE_CONNECTIONS = 2
+PROBE_TIMEOUT_S = 5.0
 
 BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
 
@@ -59,6 +61,7 @@ class MinerServer:
         self.capacity = Capacity(config.max_in_flight, config.retry_after_s)
         self.background = background
         self.upstream: Upstream | None = None
+        self.probes: Upstream | None = None
 
     def app(self) -> web.Application:
         """The miner's aiohttp application; its upstream session lives as long as the app."""
@@ -74,8 +77,18 @@ class MinerServer:
     async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
         """Open the upstream session and start background jobs; undo both on shutdown."""
         session = open_upstream_session(self.config.max_in_flight + 4)
+        # Unsigned /v1/models and /health calls get their own two connections and a short
+        # deadline, so they can never take the connections signed requests need.
+        probe_session = open_upstream_session(PROBE_CONNECTIONS)
+        config = self.config
         self.upstream = Upstream(
-            session, self.config.upstream, self.config.timeout_s, self.config.upstream_api_key
+            session, config.upstream, config.timeout_s, config.upstream_api_key
+        )
+        self.probes = Upstream(
+            probe_session,
+            config.upstream,
+            min(config.timeout_s, PROBE_TIMEOUT_S),
+            config.upstream_api_key,
         )
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(job()) for job in self.background]
@@ -86,6 +99,12 @@ class MinerServer:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await session.close()
+            await probe_session.close()
+
+    def _probes(self) -> Upstream:
+        if self.probes is None:
+            raise RuntimeError("the miner app is not started")
+        return self.probes
 
     def _upstream(self) -> Upstream:
         if self.upstream is None:
@@ -102,7 +121,7 @@ class MinerServer:
 
     async def models(self, request: web.Request) -> web.Response:
         """`GET /v1/models`, from the upstream."""
-        return await self._upstream().get("/v1/models")
+        return await self._probes().get("/v1/models")
 
     async def availability(self, request: web.Request) -> web.Response:
         """`GET /availability`: model, capacity and load."""
@@ -111,7 +130,7 @@ class MinerServer:
 
     async def health(self, request: web.Request) -> web.Response:
         """`GET /health`: 200 while the upstream is healthy, else 503."""
-        return web.Response(status=200 if await self._upstream().healthy() else 503)
+        return web.Response(status=200 if await self._probes().healthy() else 503)
 
     async def _forward(self, request: web.Request, path: str) -> web.StreamResponse:
         """Check the body, signature and capacity; then forward, stream or not."""
