@@ -19,7 +19,7 @@ from load.capacity import Objective, Plan, Search, Step, StepFigures, search
 from load.engine import Run, open_session
 from load.prompts import PromptError
 from load.run_cli import add_scenario_flags, scenario_from
-from load.scenario import Scenario, ScenarioError
+from load.scenario import MAX_RATE, Scenario, ScenarioError
 from load.targets import Target, TargetError, resolve
 
 
@@ -147,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = Plan(args.start, args.factor, args.step, args.max_rate, args.max_steps, args.refine)
         if not 0 < args.step_s <= 600 or args.start <= 0 or (args.factor <= 1 and not args.step):
             raise ScenarioError("--step-s must be in (0, 600], --start > 0, --factor > 1")
+        if args.step is not None and args.step <= 0:
+            raise ScenarioError("--step must be > 0")
+        if max(args.start, args.max_rate) > MAX_RATE:
+            raise ScenarioError(f"--start and --max-rate must be at most {MAX_RATE:g} req/s")
         if not 1 <= args.max_miners <= 1024:
             raise ScenarioError("--max-miners must be between 1 and 1024")
         searches = asyncio.run(run_all(base, objective, plan, args.step_s, args.max_miners))

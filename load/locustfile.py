@@ -10,6 +10,7 @@ approximated by a constant throughput of rate / users per user (Locust has no tr
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import time
 from pathlib import Path
@@ -51,6 +52,9 @@ def make_user(scenario: Scenario, target: Target) -> type[Any]:
     from locust import HttpUser, constant, constant_throughput, task
 
     planner = Planner(scenario, target, load_prompts(scenario.prompts))
+    sent = itertools.count()
+    # Like `bitgate load`, the run stops by itself: after its requests or its time.
+    deadline = time.monotonic() + scenario.warmup_s + scenario.limit_s
 
     class BitgateUser(HttpUser):
         """One simulated client of the scenario."""
@@ -66,6 +70,11 @@ def make_user(scenario: Scenario, target: Target) -> type[Any]:
         @task
         def complete(self) -> None:
             """Send the next request of the scenario and check its reply."""
+            limit = scenario.requests
+            if (limit is not None and next(sent) >= limit) or time.monotonic() > deadline:
+                if self.environment.runner is not None:
+                    self.environment.runner.quit()
+                return
             planned = planner.next()
             name = request_name(planned)
             started = time.perf_counter()
