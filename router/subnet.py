@@ -98,7 +98,11 @@ def run_epoch(path: Path, emission: float) -> dict[str, Any]:
             emission=emission,
         )
     except ValueError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+        # The epoch speaks of `stake`; the file calls it `validator_stake`.
+        message = str(exc)
+        if message.startswith("stake:"):
+            message = "validator_" + message
+        raise UsageError(f"{path}: {message}") from None
     return epoch_report(result, version)
 
 
