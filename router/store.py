@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -239,6 +240,7 @@ class RedisStore:
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self._record = self._redis.register_script(RECORD_LUA)
+        self._replica = uuid.uuid4().hex.encode()  # who claims epochs from this process
 
     async def _call(self, command: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
         """One Redis command, retried once after a short pause."""
@@ -321,11 +323,17 @@ class RedisStore:
         return None if value is None else bytes(value)
 
     async def claim_epoch(self, pool: str, epoch: int, ttl_s: float) -> bool:
-        """SET NX on the epoch's key: the first replica to ask wins; a retry after a lost reply
-        may lose its own claim, which only skips the epoch on this replica."""
+        """SET NX on the epoch's key with this replica's id: the first replica to ask wins.
+
+        Not retried blindly: when the reply is lost, the key says whether the SET landed.
+        """
         ttl_ms = max(int(ttl_s * 1000), 1)
-        won = await self._call(self._redis.set, epoch_key(pool, epoch), b"1", nx=True, px=ttl_ms)
-        return bool(won)
+        key = epoch_key(pool, epoch)
+        try:
+            return bool(await self._redis.set(key, self._replica, nx=True, px=ttl_ms))
+        except RedisError:
+            owner = await self._call(self._redis.get, key)
+            return owner is not None and bytes(owner) == self._replica
 
     async def ping(self) -> bool:
         """Whether Redis answers now."""
