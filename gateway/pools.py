@@ -243,11 +243,20 @@ async def watch_chain(pool: Pool, store: StateStore, metrics: Metrics, interval_
 
 
 async def _follow(pool: Pool, store: StateStore, block: int, delay_s: float) -> None:
-    """Adopt the epoch another replica ran, once its snapshot is in the store."""
-    await asyncio.sleep(delay_s)
-    stored = await _stored_metagraph(store, pool.name)
-    if stored is not None and stored.block >= block and pool.config.local and pool.base:
-        pool.adopt(overlay(pool.base, stored, pool.config.local))
+    """Adopt the epoch another replica ran, once its snapshot is in the store.
+
+    Looks every `delay_s` until a third of the epoch has passed: the winner may be slow.
+    """
+    tries = max(int(pool.config.epoch_s / 3 / max(delay_s, 1e-3)), 1)
+    for _ in range(tries):
+        await asyncio.sleep(delay_s)
+        stored = await _stored_metagraph(store, pool.name)
+        if stored is not None and stored.block >= block and pool.config.local and pool.base:
+            pool.adopt(overlay(pool.base, stored, pool.config.local))
+            return
+    logger.warning(
+        "pool %s: no replica published epoch block %d; keeping the last", pool.name, block
+    )
 
 
 async def _local_epoch(
