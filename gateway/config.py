@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -147,6 +148,7 @@ class Settings(BaseSettings):
     rankers: dict[str, RankerSpec] = Field(default_factory=dict)
     # Load the MiniLM embedding model in the background (off: embedding rankers use heuristic).
     embedding_model: bool = True
+    _pools_read: PoolsFile | None = PrivateAttr(default=None)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -166,11 +168,18 @@ class Settings(BaseSettings):
             raise ValueError("give --metagraph or --pools, not both")
         return self
 
+    def _pools_file(self) -> PoolsFile:
+        """The pools file, read once: every part of start-up sees the same version of it."""
+        if self._pools_read is None:
+            assert self.pools is not None
+            self._pools_read = load_pools_file(self.pools)
+        return self._pools_read
+
     def ranker_specs(self) -> dict[str, RankerSpec]:
         """Ranker definitions: `BITGATE_RANKERS`, then the pools file's `rankers:`."""
         specs = dict(self.rankers)
         if self.pools is not None:
-            specs.update(load_pools_file(self.pools).rankers)
+            specs.update(self._pools_file().rankers)
         return specs
 
     def pool_configs(self) -> list[PoolConfig]:
@@ -183,7 +192,7 @@ class Settings(BaseSettings):
                 pool.model_copy(
                     update={k: v for k, v in defaults.items() if k not in pool.model_fields_set}
                 )
-                for pool in load_pools_file(self.pools).pools
+                for pool in self._pools_file().pools
             ]
         assert self.metagraph is not None
         return [PoolConfig(metagraph=self.metagraph, **self.routing.model_dump())]

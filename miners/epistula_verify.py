@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from bittensor_wallet import Keypair
 
 from miners.epistula import (
+    HEADERS,
     SIGNATURE_HEADER,
     SIGNED_BY_HEADER,
-    SIGNED_FOR_HEADER,
     TIMESTAMP_HEADER,
     UUID_HEADER,
     VERSION,
@@ -62,15 +62,7 @@ def _malformed(name: str, why: str) -> EpistulaError:
 def parse_headers(headers: Mapping[str, str]) -> SignedHeaders:
     """The Epistula v2 headers of a request, or `EpistulaError` naming the one that is wrong."""
     version, stamp, request_uuid, signed_by, signed_for, signature = (
-        _header(headers, name)
-        for name in (
-            VERSION_HEADER,
-            TIMESTAMP_HEADER,
-            UUID_HEADER,
-            SIGNED_BY_HEADER,
-            SIGNED_FOR_HEADER,
-            SIGNATURE_HEADER,
-        )
+        _header(headers, name) for name in HEADERS
     )
     if version != VERSION:
         raise _malformed(VERSION_HEADER, f"version {version[:8]!r} is not {VERSION}")

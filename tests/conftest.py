@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import redis
 
 from miners.profiles import MinerProfile
 from miners.sim import SimPool, start_pool
+from router.store import MemoryStore, RedisStore, StateStore
 from tests.support import LoopThread, RedisServer
 
 
@@ -73,3 +74,14 @@ def sim_pool(
     yield start
     for pool in started:
         loop_thread.run(pool.stop())
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    """Each state store implementation; Redis is the real one from `clean_redis`."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    redis_store = RedisStore(request.getfixturevalue("clean_redis"))
+    yield redis_store
+    await redis_store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -169,3 +170,14 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions as (keyword, rest), continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]

@@ -18,6 +18,7 @@ from gateway.app import create_app
 from gateway.cli import build_parser
 from gateway.config import RoutingDefaults, Settings, load_pools_file
 from router.metagraph import parse_metagraph
+from tests.support import dockerfile_instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -70,21 +71,10 @@ def settings_env_names() -> set[str]:
     return names
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """The Dockerfile's instructions as (keyword, rest), continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines()]
-    return [
-        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1])
-        for line in lines
-        if line and not line.startswith("#")
-    ]
-
-
 def dockerfile_env() -> dict[str, str]:
     """The image's ENV variables (`KEY=value` form)."""
     env: dict[str, str] = {}
-    for kind, rest in dockerfile_instructions():
+    for kind, rest in dockerfile_instructions(DOCKERFILE):
         if kind == "ENV":
             env.update(item.split("=", 1) for item in shlex.split(rest))
     return env
@@ -253,13 +243,13 @@ def test_configmap_pools_file_and_metagraph_validate(tmp_path: Path) -> None:
         metagraph = parse_metagraph(pool.metagraph.read_text(), str(pool.metagraph))
         assert metagraph.neurons and all(n.serving for n in metagraph.neurons)
     # The CMD's --pools is the ConfigMap's pools.yaml where the Deployment mounts it.
-    cmd = json.loads(dict(dockerfile_instructions())["CMD"])
+    cmd = json.loads(dict(dockerfile_instructions(DOCKERFILE))["CMD"])
     args = build_parser().parse_args(cmd[1:])
     assert PurePosixPath(args.pools) == PurePosixPath(mount["mountPath"]) / "pools.yaml"
 
 
 def test_image_installs_the_package_bakes_the_model_and_serves_the_pools_file() -> None:
-    instructions = dockerfile_instructions()
+    instructions = dockerfile_instructions(DOCKERFILE)
     assert instructions[0] == ("FROM", "python:3.11-slim")
     copied = {shlex.split(rest)[0] for kind, rest in instructions if kind == "COPY"}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -15,6 +15,7 @@ import yaml
 from miners.cli import build_parser
 from miners.keys import is_ss58, new_keypair
 from miners.vllm_launch import VllmOptions, build_command
+from tests.support import dockerfile_instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "deploy" / "compose.miner.yaml"
@@ -98,19 +99,8 @@ def test_vllm_service_uses_the_flags_the_launcher_uses(services: dict[str, Any])
     assert 0 < float(flag(vllm["command"], "--gpu-memory-utilization")) <= 1
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """The Dockerfile's instructions as (keyword, rest), continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines()]
-    return [
-        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1])
-        for line in lines
-        if line and not line.startswith("#")
-    ]
-
-
 def test_image_copies_every_package_and_runs_the_miner(services: dict[str, Any]) -> None:
-    instructions = dockerfile_instructions()
+    instructions = dockerfile_instructions(DOCKERFILE)
     copied = {shlex.split(rest)[0] for kind, rest in instructions if kind == "COPY"}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = {

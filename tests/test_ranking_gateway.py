@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from miners.profiles import QUALITIES
 from miners.questions import QUESTIONS
 from ranking.blend import BlendRanker, FallbackRanker
 from ranking.embedding import EmbeddingRanker
@@ -20,18 +21,7 @@ from tests.support import profiles
 
 pytestmark = pytest.mark.integration
 Pools = Callable[..., Any]
-BAD = (
-    "wrong",
-    "partial",
-    "off_topic",
-    "empty",
-    "echo",
-    "refusal",
-    "truncated",
-    "repetitive",
-    "terse",
-    "rambling",
-)
+BAD = tuple(q for q in QUALITIES if q != "good")  # every bad kind a sim miner has
 
 
 @contextmanager

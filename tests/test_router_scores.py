@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-import redis
 
 from router.metagraph import Axon, Metagraph, Neuron
 from router.scores import Scoreboard
 from router.stats import Outcome, ScorePolicy, Status
 from router.store import MemoryStore, RedisStore
-from tests.support import free_port
+from tests.support import RedisServer, free_port
 
 POOL = "sn1"
 NOW = 1_000.0
@@ -49,49 +45,6 @@ def neuron(
     )
 
 
-def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    """A redis-server on `port`, answering pings before this returns."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed; `make test` installs it"
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            try:
-                client.ping()
-                return proc
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    stop_redis(proc)
-                    raise
-                time.sleep(0.05)
-    finally:
-        client.close()
-
-
-def stop_redis(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a redis-server started by `start_redis`."""
-    proc.terminate()
-    proc.wait(10)
-
-
 @pytest.fixture
 async def two_replicas(clean_redis: str) -> AsyncIterator[tuple[Scoreboard, Scoreboard]]:
     """Two scoreboards, each with its own RedisStore on one Redis, like two gateway replicas."""
@@ -102,12 +55,12 @@ async def two_replicas(clean_redis: str) -> AsyncIterator[tuple[Scoreboard, Scor
 
 
 @pytest.fixture
-def late_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+def late_redis() -> Iterator[tuple[int, list[RedisServer]]]:
     """A free port for a Redis the test starts later; stopped at the end if started."""
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[RedisServer] = []
     yield free_port(), started
-    for proc in started:
-        stop_redis(proc)
+    for server in started:
+        server.stop()
 
 
 # --- the local view ---
@@ -208,7 +161,7 @@ async def test_run_keeps_syncing_in_the_background() -> None:
 
 
 async def test_outage_serves_locally_and_delivers_queued_outcomes_on_recovery(
-    late_redis: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
+    late_redis: tuple[int, list[RedisServer]], tmp_path: Path
 ) -> None:
     port, started = late_redis
     store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
@@ -224,7 +177,7 @@ async def test_outage_serves_locally_and_delivers_queued_outcomes_on_recovery(
         assert local[0].requests == 2  # still serving from, and updating, the local view
         assert local[1].requests == 1
 
-        started.append(start_redis(port, tmp_path))
+        started.append(RedisServer(tmp_path, port))
         await board.sync([POOL])
         assert board.store_healthy is True
         shared = await store.stats(POOL)

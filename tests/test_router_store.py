@@ -68,18 +68,6 @@ def assert_same_stats(actual: dict[int, MinerStats], expected: dict[int, MinerSt
                 assert got[name] == pytest.approx(value, rel=1e-12), f"uid {uid} {name}"
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    """Each store implementation; Redis is the real one from `clean_redis`."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    url = request.getfixturevalue("clean_redis")
-    redis_store = RedisStore(url)
-    yield redis_store
-    await redis_store.close()
-
-
 @pytest.fixture
 async def redis_store(clean_redis: str) -> AsyncIterator[RedisStore]:
     """A RedisStore on the test Redis."""

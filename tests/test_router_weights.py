@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
 from router.metagraph import Axon, Metagraph, Neuron
 from router.stats import MinerStats
-from router.store import MemoryStore, RedisStore, StateStore, weights_key
+from router.store import RedisStore, StateStore, weights_key
 from router.weights import ValidatorWeights, cap_share, compute_weights, to_u16, weights_from_scores
 
 POOL = "sn1"
@@ -101,17 +99,6 @@ def test_weights_round_trip_through_json() -> None:
 
 
 # --- both stores ---
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    """Each store implementation; Redis is the real one from `clean_redis`."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    redis_store = RedisStore(request.getfixturevalue("clean_redis"))
-    yield redis_store
-    await redis_store.close()
 
 
 async def test_weights_are_kept_per_validator(store: StateStore) -> None:

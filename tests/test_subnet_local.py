@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -154,17 +153,6 @@ def test_pools_files_name_their_source(tmp_path: Path) -> None:
 
 
 # --- the runner and the pool loop, on both stores ---
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    """Each store implementation; Redis is the real one from `clean_redis`."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    redis_store = RedisStore(request.getfixturevalue("clean_redis"))
-    yield redis_store
-    await redis_store.close()
 
 
 async def test_the_runner_gathers_stored_weights_and_keeps_bonds(store: StateStore) -> None:
