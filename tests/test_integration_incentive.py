@@ -50,6 +50,9 @@ def served(
         "metagraph": str(metagraph),
         "epoch_s": 1.0,
         "top_k": 4,
+        # The heuristic ranks from the first request; the default blend would switch over
+        # when its model finishes loading, mid-test, and reorder the weak miners.
+        "ranker": "heuristic",
         "local": {"validators": validators},
     }
     pools = tmp_path / "pools.yaml"
