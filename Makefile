@@ -32,11 +32,15 @@ typecheck: install
 test: install redis-server lint typecheck
 	$(VENV)/bin/pytest -q
 
+# The fast tests: one package at a time, in process (some start a miner or two on loopback).
+unit: install redis-server
+	$(VENV)/bin/pytest -q tests/unit
+
 demo: install
 	$(VENV)/bin/bitgate demo
 
 bench: install
-	$(PY) -m load.bench_gateway --out load/BENCHMARKS.md
+	$(PY) -m load.bench.gateway --out load/BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -16,7 +16,7 @@ from gateway.protocol import ChatCompletionRequest, CompletionRequest, ErrorResp
 from gateway.responses import SSE_HEADERS, JSONBytes
 from gateway.state import GatewayState
 from gateway.streaming import LiveRace, replay
-from router.fanout import Kind
+from router.miner_client import Kind
 
 router = APIRouter()
 

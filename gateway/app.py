@@ -25,7 +25,7 @@ from miners.keys import load_hotkey
 from ranking import registry
 from ranking.base import Ranker
 from ranking.embedding import EmbeddingModel, serve_embeddings
-from router.fanout import MinerClient, open_session
+from router.miner_client import MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
 from router.store import open_store

@@ -18,7 +18,7 @@ from router.metagraph import MetagraphError, describe_validation_error, load_met
 # The longest matching prefix wins; `subnet simulate` drives gateways, so it lives here.
 PROGRAMS = {
     ("miner",): "miners.cli",
-    ("subnet",): "router.subnet",
+    ("subnet",): "router.subnet.cli",
     ("subnet", "simulate"): "gateway.simulate",
     ("load",): "load.cli",
     ("eval",): "ranking.cli",

@@ -21,9 +21,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.protocol import Strategy
 from ranking.registry import DEFAULT_RANKER, RankerSpec
-from router.chain import ChainConfig
-from router.epochs import LocalConfig
 from router.metagraph import describe_validation_error
+from router.subnet.chain import ChainConfig
+from router.subnet.epochs import LocalConfig
 
 MetagraphSourceKind = Literal["file", "chain", "local"]
 

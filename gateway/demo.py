@@ -13,8 +13,8 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import RoutingDefaults, Settings
-from miners.profiles import build_mix
-from miners.sim import start_pool
+from miners.sim.pool import start_pool
+from miners.sim.profiles import build_mix
 
 POOL = "sim"
 DEMO_DEADLINE_S = 4.0

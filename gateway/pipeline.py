@@ -13,8 +13,8 @@ from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
 from ranking.base import Candidate, Ranker, Ranking
-from router.fanout import MinerClient, Reply
 from router.metagraph import Neuron
+from router.miner_client import MinerClient, Reply
 from router.scores import Scoreboard
 from router.stats import Outcome
 

@@ -14,8 +14,8 @@ from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
 from gateway.pools import Pool
 from gateway.protocol import BitgateOptions, SamplingFields, Strategy
 from ranking.base import Prompt, Ranker, message_text
-from router.fanout import Kind
 from router.metagraph import Neuron
+from router.miner_client import Kind
 from router.scores import Scoreboard
 from router.selection import select_candidates
 

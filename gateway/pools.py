@@ -12,16 +12,6 @@ from typing import Any
 
 from gateway.config import PoolConfig
 from gateway.metrics import Metrics
-from router.chain import (
-    ChainConfig,
-    ChainLink,
-    ChainMetagraphSource,
-    ChainWeightSetter,
-    Subtensor,
-    connect_subtensor,
-    open_wallet,
-)
-from router.epochs import LocalConfig, LocalEpochs, overlay
 from router.metagraph import (
     FileMetagraphSource,
     Metagraph,
@@ -32,7 +22,17 @@ from router.metagraph import (
 from router.scores import Scoreboard
 from router.selection import rank_by_incentive
 from router.store import StateStore
-from router.weights import ValidatorWeights, compute_weights
+from router.subnet.chain import (
+    ChainConfig,
+    ChainLink,
+    ChainMetagraphSource,
+    ChainWeightSetter,
+    Subtensor,
+    connect_subtensor,
+    open_wallet,
+)
+from router.subnet.epochs import LocalConfig, LocalEpochs, overlay
+from router.subnet.weights import ValidatorWeights, compute_weights
 
 logger = logging.getLogger(__name__)
 

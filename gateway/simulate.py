@@ -26,15 +26,15 @@ from gateway.config import RoutingDefaults, Settings
 from gateway.errors import GatewayError
 from gateway.protocol import ChatCompletionRequest
 from gateway.state import GatewayState
-from miners.profiles import MinerProfile, fill
-from miners.question_bank import QUESTIONS
-from miners.sim import SimPool, start_pool
-from router.epochs import LocalConfig, LocalEpochs, LocalValidator
+from miners.sim.pool import SimPool, start_pool
+from miners.sim.profiles import MinerProfile, fill
+from miners.sim.question_bank import QUESTIONS
 from router.metagraph import Metagraph
-from router.simulation import EpochRecord, History, epoch_table, plot, summary
 from router.store import MemoryStore
-from router.weights import ValidatorWeights, compute_weights
-from router.yuma import YumaParams
+from router.subnet.epochs import LocalConfig, LocalEpochs, LocalValidator
+from router.subnet.simulation import EpochRecord, History, epoch_table, plot, summary
+from router.subnet.weights import ValidatorWeights, compute_weights
+from router.subnet.yuma import YumaParams
 
 POOL = "sim"
 STAKE = 1000.0

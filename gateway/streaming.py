@@ -11,7 +11,7 @@ from gateway.errors import error_body
 from gateway.pipeline import Pipeline, Result, failure_error, usable
 from gateway.plan import Plan
 from gateway.responses import SSE_DONE, sse_event
-from router.fanout import Reply
+from router.miner_client import Reply
 
 DONE = None
 

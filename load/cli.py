@@ -10,8 +10,8 @@ COMMANDS = {
     "run": ("load.run_cli", "load a gateway or a pool and write a report (the default)"),
     "compare": ("load.compare", "two report.json files side by side, with ratios"),
     "capacity": ("load.capacity_cli", "the highest rate that meets a latency objective"),
-    "bench": ("load.bench_gateway", "the benchmark suite (writes BENCHMARKS.md with --out)"),
-    "clients": ("load.bench_clients", "fan-out throughput of each candidate HTTP client"),
+    "bench": ("load.bench.gateway", "the benchmark suite (writes BENCHMARKS.md with --out)"),
+    "clients": ("load.bench.clients", "fan-out throughput of each candidate HTTP client"),
 }
 
 

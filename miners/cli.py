@@ -11,10 +11,10 @@ from pathlib import Path
 
 from miners.epistula_verify import DEFAULT_WINDOW_S
 from miners.keys import HotkeyError, is_ss58, load_hotkey_file, new_keypair, write_hotkey_file
-from miners.profiles import MIXES, MinerProfile, ProfileError, build_mix, fill, load_profiles
 from miners.serve_cli import UsageError, add_serve_parser, serve_main
 from miners.signers import SignerPolicy
-from miners.sim import start_pool
+from miners.sim.pool import start_pool
+from miners.sim.profiles import MIXES, MinerProfile, ProfileError, build_mix, fill, load_profiles
 
 DEFAULT_COUNT = 10
 

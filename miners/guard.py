@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from miners.epistula_verify import EpistulaError, Verifier
-from miners.sim_openai import JSON_HEADERS, error_body
+from miners.sim.wire import JSON_HEADERS, error_body
 
 logger = logging.getLogger(__name__)
 

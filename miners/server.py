@@ -12,7 +12,7 @@ from aiohttp import web
 
 from miners.epistula_verify import Verifier
 from miners.guard import Capacity, refuse_unsigned
-from miners.sim_openai import JSON_HEADERS, error_body
+from miners.sim.wire import JSON_HEADERS, error_body
 from miners.upstream import Upstream, open_upstream_session
 
 CHAT = "/v1/chat/completions"

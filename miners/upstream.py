@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
-from miners.sim_openai import JSON_HEADERS, SSE_HEADERS, error_body
+from miners.sim.wire import JSON_HEADERS, SSE_HEADERS, error_body
 
 logger = logging.getLogger(__name__)
 

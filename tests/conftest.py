@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from miners.profiles import MinerProfile
-from miners.sim import SimPool, start_pool
+from miners.sim.pool import SimPool, start_pool
+from miners.sim.profiles import MinerProfile
 from router.store import MemoryStore, RedisStore, StateStore
 from tests.support import LoopThread, RedisServer
 

@@ -16,8 +16,8 @@ import sys
 
 from aiohttp import web
 
-from miners.profiles import MinerProfile
-from miners.sim_miner import SimMiner
+from miners.sim.miner import SimMiner
+from miners.sim.profiles import MinerProfile
 
 
 async def unhealthy(request: web.Request) -> web.Response:

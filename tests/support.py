@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from miners.profiles import MinerProfile
+from miners.sim.profiles import MinerProfile
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

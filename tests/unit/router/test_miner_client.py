@@ -1,0 +1,417 @@
+"""Tests for router.miner_client.MinerClient against fake miners on aiohttp test servers."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from router.metagraph import Axon, Neuron
+from router.miner_client import MinerClient, Reply, open_session
+from tests.support import free_port
+
+CAP = 4096
+SLACK_S = 0.15
+CHAT_BODY = orjson.dumps({"model": "sn1", "messages": [{"role": "user", "content": "hi"}]})
+COMPLETION_BODY = orjson.dumps({"model": "sn1", "prompt": "Once upon"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Serve = Callable[..., Awaitable[Neuron]]
+
+
+def chat_reply(content: str, finish: str = "stop") -> dict[str, Any]:
+    """An OpenAI chat completion body."""
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+            }
+        ],
+    }
+
+
+def chat_chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
+    """An OpenAI chat stream chunk."""
+    delta = {} if content is None else {"content": content}
+    return {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def sse(*events: dict[str, Any] | str) -> list[bytes]:
+    """Server-sent events: dicts as JSON, strings as they are."""
+    return [
+        b"data: " + (e.encode() if isinstance(e, str) else orjson.dumps(e)) + b"\n\n"
+        for e in events
+    ]
+
+
+def replying(payload: Any, status: int = 200) -> Handler:
+    """A miner that answers every request with `payload` as JSON."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(payload, status=status)
+
+    return handler
+
+
+def replying_text(text: str) -> Handler:
+    """A miner that answers every request with `text` as text/plain."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=text)
+
+    return handler
+
+
+def streaming(events: list[bytes], status: int = 200, pause_s: float = 0.0) -> Handler:
+    """A miner that writes `events` as an SSE stream, `pause_s` apart."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(status=status, headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for event in events:
+            await resp.write(event)
+            await asyncio.sleep(pause_s)
+        return resp
+
+    return handler
+
+
+def dripping(content_length: int | None) -> Handler:
+    """A miner that writes one byte every 50 ms for ever (until the client leaves)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        if content_length is not None:
+            resp.content_length = content_length
+        await resp.prepare(request)
+        for _ in range(200):
+            await resp.write(b" ")
+            await asyncio.sleep(0.05)
+        return resp
+
+    return handler
+
+
+async def sleeping(request: web.Request) -> web.StreamResponse:
+    """A miner that takes ten seconds to answer."""
+    await asyncio.sleep(10)
+    return web.json_response(chat_reply("too late"))
+
+
+def miner_at(port: int, uid: int = 0) -> Neuron:
+    """A neuron whose axon is the loopback `port`."""
+    return Neuron(uid=uid, hotkey=f"hk{uid}", axon=Axon(ip="127.0.0.1", port=port))
+
+
+def deadline_in(seconds: float) -> float:
+    """An event-loop deadline `seconds` from now."""
+    return asyncio.get_running_loop().time() + seconds
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[MinerClient]:
+    """A MinerClient on one session, capped at CAP bytes per reply."""
+    session = open_session(100)
+    yield MinerClient(session, max_reply_bytes=CAP)
+    await session.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start fake miners: `await serve(handler)` gives a neuron pointing at a new server."""
+    servers: list[TestServer] = []
+
+    async def start(handler: Handler, port: int | None = None, uid: int = 0) -> Neuron:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        app.router.add_post("/v1/completions", handler)
+        server = TestServer(app, port=port)
+        servers.append(server)
+        await server.start_server()
+        assert server.port is not None
+        return miner_at(server.port, uid)
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+async def complete(client: MinerClient, miner: Neuron, within_s: float = 2.0) -> Reply:
+    """A non-streaming chat call with a deadline `within_s` from now."""
+    return await client.complete(miner, "chat", CHAT_BODY, deadline_in(within_s))
+
+
+# --- non-streaming ---
+
+
+async def test_ok_chat_reply(client: MinerClient, serve: Serve) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append((request.path, await request.json()))
+        return web.json_response(chat_reply("Canberra."))
+
+    miner = await serve(handler, uid=7)
+    reply = await complete(client, miner)
+    assert reply.ok
+    assert (reply.text, reply.finish_reason, reply.error) == ("Canberra.", "stop", None)
+    assert reply.neuron.uid == 7
+    assert reply.body == chat_reply("Canberra.")
+    assert 0 < reply.latency_ms < 2000
+    assert seen == [("/v1/chat/completions", orjson.loads(CHAT_BODY))]
+
+
+async def test_ok_completion_reply(client: MinerClient, serve: Serve) -> None:
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        return web.json_response({"choices": [{"text": " a time", "finish_reason": "length"}]})
+
+    miner = await serve(handler)
+    reply = await client.complete(miner, "completion", COMPLETION_BODY, deadline_in(2))
+    assert (reply.status, reply.text, reply.finish_reason) == ("ok", " a time", "length")
+    assert seen == ["/v1/completions"]
+
+
+async def test_http_500_is_an_error(client: MinerClient, serve: Serve) -> None:
+    reply = await complete(client, await serve(replying({"error": "boom"}, status=500)))
+    assert (reply.status, reply.error) == ("error", "HTTP 500")
+    assert not reply.ok
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        pytest.param(replying_text("<html>oops</html>"), id="not-json"),
+        pytest.param(replying({"id": "x", "object": "chat.completion"}), id="no-choices"),
+        pytest.param(replying({"choices": []}), id="empty-choices"),
+        pytest.param(replying([chat_reply("hi")]), id="json-array"),
+        pytest.param(replying({"choices": [{"message": {"content": None}}]}), id="no-text"),
+    ],
+)
+async def test_unusable_replies_are_invalid(
+    client: MinerClient, serve: Serve, handler: Handler
+) -> None:
+    reply = await complete(client, await serve(handler))
+    assert reply.status == "invalid"
+    assert reply.error
+
+
+async def test_body_over_the_cap_with_content_length_is_invalid(
+    client: MinerClient, serve: Serve
+) -> None:
+    reply = await complete(client, await serve(replying(chat_reply("x" * CAP))))
+    assert reply.status == "invalid"
+    assert "cap" in (reply.error or "")
+
+
+async def test_chunked_body_over_the_cap_is_invalid(client: MinerClient, serve: Serve) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        body = orjson.dumps(chat_reply("x" * CAP))
+        for start in range(0, len(body), 500):
+            await resp.write(body[start : start + 500])
+        return resp
+
+    reply = await complete(client, await serve(handler))
+    assert reply.status == "invalid"
+    assert "cap" in (reply.error or "")
+
+
+async def test_chunked_body_under_the_cap_is_read_whole(client: MinerClient, serve: Serve) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        body = orjson.dumps(chat_reply("y" * 1000))
+        for start in range(0, len(body), 100):
+            await resp.write(body[start : start + 100])
+        return resp
+
+    reply = await complete(client, await serve(handler))
+    assert (reply.status, reply.text) == ("ok", "y" * 1000)
+
+
+async def test_compressed_body_over_the_cap_is_invalid(client: MinerClient, serve: Serve) -> None:
+    # A small gzip body (Content-Length well under the cap) that inflates far past it.
+    packed = gzip.compress(orjson.dumps(chat_reply("z" * (CAP * 50))))
+    assert len(packed) < CAP
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=packed,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    reply = await complete(client, await serve(handler))
+    assert reply.status == "invalid"
+
+
+async def test_slow_miner_times_out_at_the_deadline(client: MinerClient, serve: Serve) -> None:
+    miner = await serve(sleeping)
+    started = time.monotonic()
+    reply = await complete(client, miner, within_s=0.3)
+    elapsed = time.monotonic() - started
+    assert reply.status == "timeout"
+    assert 0.3 - 0.02 <= elapsed < 0.3 + SLACK_S
+    assert reply.latency_ms == pytest.approx(elapsed * 1000, abs=50)
+
+
+@pytest.mark.parametrize("content_length", [None, 1000], ids=["chunked", "content-length"])
+async def test_slow_drip_is_cut_at_the_deadline(
+    client: MinerClient, serve: Serve, content_length: int | None
+) -> None:
+    miner = await serve(dripping(content_length))
+    started = time.monotonic()
+    reply = await complete(client, miner, within_s=0.3)
+    assert reply.status == "timeout"
+    assert time.monotonic() - started < 0.3 + SLACK_S
+
+
+async def test_connection_refused_is_an_error_after_one_retry(client: MinerClient) -> None:
+    reply = await complete(client, miner_at(free_port()))
+    assert reply.status == "error"
+    assert reply.error == "ClientConnectorError"
+    assert 40 <= reply.latency_ms < 1000  # the one retry waits 50 ms
+
+
+async def test_connect_is_retried_once(client: MinerClient, serve: Serve) -> None:
+    port = free_port()
+
+    async def start_late() -> Neuron:
+        await asyncio.sleep(0.02)
+        return await serve(replying(chat_reply("made it")), port=port)
+
+    late = asyncio.create_task(start_late())
+    reply = await complete(client, miner_at(port))
+    await late
+    assert (reply.status, reply.text) == ("ok", "made it")
+
+
+async def test_a_past_deadline_times_out_at_once(client: MinerClient, serve: Serve) -> None:
+    miner = await serve(replying(chat_reply("hi")))
+    reply = await client.complete(miner, "chat", CHAT_BODY, deadline_in(-1))
+    assert reply.status == "timeout"
+
+
+async def test_one_session_serves_concurrent_miners(client: MinerClient, serve: Serve) -> None:
+    miners = [await serve(replying(chat_reply(f"miner {uid}")), uid=uid) for uid in range(5)]
+    miners.append(await serve(sleeping, uid=5))
+    replies = await asyncio.gather(*(complete(client, m, within_s=0.5) for m in miners))
+    assert [r.text for r in replies[:5]] == [f"miner {uid}" for uid in range(5)]
+    assert replies[5].status == "timeout"
+
+
+# --- streaming ---
+
+
+async def stream(
+    client: MinerClient, miner: Neuron, within_s: float = 2.0
+) -> tuple[Reply, list[tuple[int, dict[str, Any]]]]:
+    """A streaming chat call; also returns what reached the sink."""
+    sunk: list[tuple[int, dict[str, Any]]] = []
+    reply = await client.stream(
+        miner, "chat", CHAT_BODY, deadline_in(within_s), sink=lambda uid, c: sunk.append((uid, c))
+    )
+    return reply, sunk
+
+
+async def test_stream_chunks_reach_the_sink_in_order(client: MinerClient, serve: Serve) -> None:
+    chunks = [
+        chat_chunk(None),
+        chat_chunk("Hello"),
+        chat_chunk(", "),
+        chat_chunk("world", finish="stop"),
+        {"object": "chat.completion.chunk", "choices": [], "usage": {"total_tokens": 9}},
+    ]
+    miner = await serve(streaming(sse(*chunks, "[DONE]"), pause_s=0.01), uid=3)
+    reply, sunk = await stream(client, miner)
+    assert reply.status == "ok"
+    assert reply.text == "Hello, world"
+    assert reply.finish_reason == "stop"
+    assert reply.chunks == chunks
+    assert sunk == [(3, c) for c in chunks]
+    assert reply.latency_ms > 0
+
+
+async def test_completion_stream_concatenates_text(client: MinerClient, serve: Serve) -> None:
+    chunks = [
+        {"choices": [{"text": t, "finish_reason": None}]} for t in ("Once", " upon", " a time")
+    ]
+    miner = await serve(streaming(sse(*chunks, "[DONE]")))
+    reply = await client.stream(miner, "completion", COMPLETION_BODY, deadline_in(2))
+    assert (reply.status, reply.text) == ("ok", "Once upon a time")
+
+
+async def test_stream_ignores_comments_and_other_fields(client: MinerClient, serve: Serve) -> None:
+    events = [b": keep-alive\n\n", b"event: message\n", *sse(chat_chunk("ok"), "[DONE]")]
+    reply, _ = await stream(client, await serve(streaming(events)))
+    assert (reply.status, reply.text) == ("ok", "ok")
+
+
+async def test_stream_without_done_is_invalid(client: MinerClient, serve: Serve) -> None:
+    miner = await serve(streaming(sse(chat_chunk("cut"), chat_chunk(" short"))))
+    reply, sunk = await stream(client, miner)
+    assert reply.status == "invalid"
+    assert "[DONE]" in (reply.error or "")
+    assert len(sunk) == 2  # what arrived was passed on before the stream broke
+
+
+async def test_non_200_stream_is_an_error(client: MinerClient, serve: Serve) -> None:
+    reply, sunk = await stream(client, await serve(replying({"error": "busy"}, status=503)))
+    assert reply.status == "error"
+    assert sunk == []
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param(sse("{not json", "[DONE]"), id="not-json"),
+        pytest.param(sse("[1, 2]", "[DONE]"), id="not-an-object"),
+        pytest.param(sse({"object": "chat.completion.chunk"}, "[DONE]"), id="no-choices"),
+    ],
+)
+async def test_bad_stream_chunks_are_invalid(
+    client: MinerClient, serve: Serve, events: list[bytes]
+) -> None:
+    reply, _ = await stream(client, await serve(streaming(events)))
+    assert reply.status == "invalid"
+
+
+async def test_stream_over_the_cap_is_invalid(client: MinerClient, serve: Serve) -> None:
+    events = sse(*(chat_chunk("x" * 200) for _ in range(CAP // 200 + 1)), "[DONE]")
+    reply, _ = await stream(client, await serve(streaming(events)))
+    assert reply.status == "invalid"
+    assert "cap" in (reply.error or "")
+
+
+async def test_stalled_stream_times_out_at_the_deadline(client: MinerClient, serve: Serve) -> None:
+    events = sse(*(chat_chunk("tick") for _ in range(100)), "[DONE]")
+    miner = await serve(streaming(events, pause_s=0.05))
+    started = time.monotonic()
+    reply, sunk = await stream(client, miner, within_s=0.3)
+    assert reply.status == "timeout"
+    assert time.monotonic() - started < 0.3 + SLACK_S
+    assert 1 <= len(sunk) < 100
+
+
+async def test_stream_connection_refused_is_an_error(client: MinerClient) -> None:
+    reply, _ = await stream(client, miner_at(free_port()))
+    assert reply.status == "error"
