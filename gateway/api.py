@@ -10,12 +10,13 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import ModelNotFound
 from gateway.ingress import check_api_key, read_request, until_disconnect
-from gateway.pipeline import Pipeline, Result
+from gateway.pipeline import Result
 from gateway.plan import Planner
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse
+from gateway.replay import replay
 from gateway.responses import SSE_HEADERS, JSONBytes
 from gateway.state import GatewayState
-from gateway.streaming import LiveRace, replay
+from gateway.strategies import LiveStream, Served, Strategies
 from router.miner_client import Kind
 
 router = APIRouter()
@@ -30,7 +31,18 @@ async def get_state(request: Request) -> GatewayState:
 State = Annotated[GatewayState, Depends(get_state)]
 
 
-def _response(result: Result) -> JSONBytes:
+def _respond(served: Served) -> Response:
+    """The HTTP response for what a strategy served: JSON, a replayed stream, or a live one."""
+    if isinstance(served, LiveStream):
+        headers = {**SSE_HEADERS, **served.headers}
+        return StreamingResponse(served.events, media_type="text/event-stream", headers=headers)
+    if served.plan.client_stream:
+        headers = {**SSE_HEADERS, **served.headers()}
+        return StreamingResponse(replay(served), media_type="text/event-stream", headers=headers)
+    return _json(served)
+
+
+def _json(result: Result) -> JSONBytes:
     body: dict[str, Any] = dict(result.winner.body or {})
     body["model"] = result.plan.pool.name
     body["bitgate"] = result.block()
@@ -47,22 +59,8 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
         planner: Planner = state.planner
         plan = planner.plan(kind, raw, parsed)
         seen.strategy = plan.strategy
-        pipeline: Pipeline = state.pipeline
-        if plan.client_stream and plan.strategy == "race":
-            race = LiveRace(pipeline, plan)
-            uid, first = await until_disconnect(request, race.start())
-            headers = {**SSE_HEADERS, **race.headers(uid)}
-            return StreamingResponse(
-                race.forward(uid, first), media_type="text/event-stream", headers=headers
-            )
-        run = pipeline.race if plan.strategy == "race" else pipeline.best_of
-        result = await until_disconnect(request, run(plan))
-        if plan.client_stream:
-            headers = {**SSE_HEADERS, **result.headers()}
-            return StreamingResponse(
-                replay(result), media_type="text/event-stream", headers=headers
-            )
-        return _response(result)
+        strategies: Strategies = state.strategies
+        return _respond(await until_disconnect(request, strategies.serve(plan)))
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -119,7 +117,7 @@ async def healthz() -> JSONBytes:
 
 @router.get("/readyz")
 async def readyz(state: State) -> JSONBytes:
-    """Ready when every pool has a metagraph; reports the store and metagraph errors."""
+    """Ready when every pool has a metagraph and every loop runs; reports what is degraded."""
     report = state.readiness()
     for name, pool in state.pools.items():
         report["pools"][name]["sync"] = pool.status()

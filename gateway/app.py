@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
 import aiohttp
 from fastapi import FastAPI
@@ -16,10 +15,12 @@ from gateway.api import router
 from gateway.config import ConfigError, Settings
 from gateway.errors import install_error_handlers
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Settler
 from gateway.plan import Planner
-from gateway.pools import ChainAccess, open_pools, run_epochs, watch_chain, watch_metagraphs
+from gateway.pools import ChainAccess, Pool, open_pools
 from gateway.state import GatewayState
+from gateway.strategies import Strategies
+from gateway.supervisor import Supervisor
 from miners.epistula import Signer
 from miners.keys import load_hotkey
 from ranking import registry
@@ -28,7 +29,8 @@ from ranking.embedding import EmbeddingModel, serve_embeddings
 from router.miner_client import MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
-from router.store import open_store
+from router.store import StateStore, open_store
+from router.subnet.loops import run_epochs, watch_chain, watch_metagraphs
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +83,11 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         raise
     metrics = Metrics()
     session = open_session(settings.max_connections)
-    background: set[asyncio.Task[Any]] = set()
     client = MinerClient(session, settings.max_reply_bytes, signer)
     rng = random.Random(settings.seed)
     embedding = EmbeddingModel(enabled=settings.embedding_model)
     rankers = build_rankers(settings, session, metrics, embedding)
+    settler = Settler(scoreboard, metrics, rankers["heuristic"])
     state = GatewayState(
         settings=settings,
         pools=pools,
@@ -93,41 +95,43 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         scoreboard=scoreboard,
         session=session,
         planner=Planner(pools, rankers, scoreboard, rng),
-        pipeline=Pipeline(client, scoreboard, metrics, background, rankers["heuristic"]),
+        settler=settler,
+        strategies=Strategies(client, settler),
         metrics=metrics,
-        background=background,
     )
     await scoreboard.sync(list(pools))
-
-    def spawn(coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        background.add(task)
-        task.add_done_callback(_report_stopped)
-
     if settings.embedding_model:
         # Until the model is loaded, embedding rankers fall back to the heuristic ranker.
-        spawn(serve_embeddings(embedding), "embeddings")
-    spawn(scoreboard.run(lambda: list(pools)), "store-sync")
-    spawn(watch_metagraphs(pools, store, metrics, settings.metagraph_poll_s), "metagraphs")
-    for pool in pools.values():
-        spawn(run_epochs(pool, scoreboard, store, metrics), f"epochs:{pool.name}")
-        if pool.config.chain is not None:
-            sync_s = pool.config.chain.sync_s
-            spawn(watch_chain(pool, store, metrics, sync_s), f"chain:{pool.name}")
+        state.supervisor.start("embeddings", partial(serve_embeddings, embedding))
+    start_loops(state.supervisor, pools, scoreboard, store, metrics, settings.metagraph_poll_s)
     return state
 
 
-def _report_stopped(task: asyncio.Task[Any]) -> None:
-    """A background loop that dies is logged loudly; only shutdown may cancel one."""
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("background task %s died", task.get_name(), exc_info=task.exception())
+def start_loops(
+    supervisor: Supervisor,
+    pools: dict[str, Pool],
+    scoreboard: Scoreboard,
+    store: StateStore,
+    metrics: Metrics,
+    metagraph_poll_s: float,
+) -> None:
+    """The loops that keep scores and pools current: store sync, metagraphs, epochs, chain."""
+    supervisor.start("store-sync", partial(scoreboard.run, lambda: list(pools)))
+    supervisor.start(
+        "metagraphs", partial(watch_metagraphs, pools.values(), store, metrics, metagraph_poll_s)
+    )
+    for pool in pools.values():
+        epochs = partial(run_epochs, pool, scoreboard, store, metrics)
+        supervisor.start(f"epochs:{pool.name}", epochs)
+        if pool.config.chain is not None:
+            watch = partial(watch_chain, pool, store, metrics, pool.config.chain.sync_s)
+            supervisor.start(f"chain:{pool.name}", watch)
 
 
 async def stop_state(state: GatewayState) -> None:
     """Cancel background work, write what is left to the store, close connections."""
-    for task in list(state.background):
-        task.cancel()
-    await asyncio.gather(*state.background, return_exceptions=True)
+    await state.supervisor.stop()
+    await state.settler.stop()
     await state.scoreboard.sync(list(state.pools))
     await state.session.close()
     await state.store.close()

@@ -139,3 +139,28 @@ class Metrics:
             latency.observe(latency_s)
         if won:
             wins.inc()
+
+    # The pool loops' events (router.subnet.loops.PoolEvents).
+
+    def neurons_changed(self, pool: str, count: int) -> None:
+        """The pool now serves `count` neurons."""
+        self.metagraph_neurons.labels(pool).set(count)
+
+    def reload_failed(self, pool: str) -> None:
+        """A metagraph file reload failed."""
+        self.metagraph_reload_errors.labels(pool).inc()
+
+    def chain_synced(self, pool: str, ok: bool) -> None:
+        """A chain sync ended: a failure is counted, a success resets the sync age."""
+        if ok:
+            self.metagraph_sync_age.labels(pool).set(0)
+        else:
+            self.metagraph_sync_failures.labels(pool).inc()
+
+    def epoch_ran(self, pool: str) -> None:
+        """This replica ran a local epoch."""
+        self.epochs.labels(pool).inc()
+
+    def weights_submitted(self, pool: str, ok: bool) -> None:
+        """A set_weights call ended."""
+        self.weights_set.labels(pool, "ok" if ok else "error").inc()

@@ -1,11 +1,11 @@
-"""The one place a request is served: fan out, rank, pick the best, settle scores."""
+"""What every strategy shares: ranking with a fallback, the result and its block, settling."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ from gateway.metrics import Metrics
 from gateway.plan import Plan
 from ranking.base import Candidate, Ranker, Ranking
 from router.metagraph import Neuron
-from router.miner_client import MinerClient, Reply
+from router.miner_client import Reply
 from router.scores import Scoreboard
 from router.stats import Outcome
 
@@ -88,57 +88,31 @@ def failure_error(replies: Sequence[Reply]) -> AllMinersFailed | DeadlinePassed:
     return AllMinersFailed(f"No miner gave a usable reply ({statuses}).")
 
 
-def best_index(rewards: Sequence[float], replies: Sequence[Reply]) -> int:
-    """The valid reply with the highest reward; ties go to the lower latency."""
-    valid = [i for i, r in enumerate(replies) if r.ok]
-    return max(valid, key=lambda i: (rewards[i], -replies[i].latency_ms))
-
-
-def _cancel(tasks: Sequence[asyncio.Task[Reply]]) -> None:
+def cancel_all(tasks: Iterable[asyncio.Task[Reply]]) -> None:
+    """Cancel every miner call."""
     for task in tasks:
         task.cancel()
 
 
-async def _gather_or_cancel(tasks: Sequence[asyncio.Task[Reply]]) -> list[Reply]:
+async def gather_or_cancel(tasks: Sequence[asyncio.Task[Reply]]) -> list[Reply]:
     """Every task's reply; if the caller is cancelled, the miner calls are cancelled too."""
     try:
         return list(await asyncio.gather(*tasks))
     except asyncio.CancelledError:
-        _cancel(tasks)
+        cancel_all(tasks)
         raise
 
 
-def usable(reply: Reply) -> bool:
-    """A reply a race may return at once: valid and not blank."""
-    return reply.ok and bool(reply.text.strip())
+class Settler:
+    """Ranks replies, builds results and settles scores; keeps the settle tasks it starts."""
 
-
-class Pipeline:
-    """Serves planned requests with the `best_of` and `race` strategies."""
-
-    def __init__(
-        self,
-        client: MinerClient,
-        scoreboard: Scoreboard,
-        metrics: Metrics,
-        background: set[asyncio.Task[Any]],
-        fallback: Ranker,
-    ) -> None:
-        self.client = client
+    def __init__(self, scoreboard: Scoreboard, metrics: Metrics, fallback: Ranker) -> None:
         self.scoreboard = scoreboard
         self.metrics = metrics
-        self.background = background
         self.fallback = fallback
-
-    def deadline(self, plan: Plan) -> float:
-        """The loop time by which every miner call ends."""
-        return asyncio.get_running_loop().time() + plan.timeout_s
-
-    def _fan_out(self, plan: Plan, deadline: float) -> list[asyncio.Task[Reply]]:
-        create = asyncio.get_running_loop().create_task
-        return [
-            create(self.client.complete(n, plan.kind, plan.body, deadline)) for n in plan.candidates
-        ]
+        # Per-request work, apart from the app's long-lived loops: cancelled on shutdown,
+        # and never a sign of the gateway's health.
+        self.settling: set[asyncio.Task[None]] = set()
 
     async def _score(self, plan: Plan, candidates: list[Candidate]) -> Ranking:
         """The plan's ranker, bounded in time; any failure falls back to the fallback ranker."""
@@ -177,42 +151,30 @@ class Pipeline:
                 reasons[i] = ranking.reasons[j] if ranking.reasons else []
         return Ranking(rewards, reasons)
 
-    async def best_of(self, plan: Plan) -> Result:
-        """Wait for every miner or the deadline, rank, return the best."""
-        started = time.perf_counter()
-        tasks = self._fan_out(plan, self.deadline(plan))
-        replies = list(await _gather_or_cancel(tasks))
-        ranking = await self.rank(plan, replies)
-        if not any(r.ok for r in replies):
-            self.settle(plan, replies, ranking, None)
-            raise failure_error(replies)
-        winner = replies[best_index(ranking.rewards, replies)]
-        slowest = max(r.latency_ms for r in replies)
-        result = self._result(plan, winner, replies, ranking, started, slowest)
-        self.settle(plan, replies, ranking, winner)
-        return result
-
-    async def race(self, plan: Plan) -> Result:
-        """Return the first usable reply; the rest are ranked in the background."""
-        started = time.perf_counter()
-        tasks = self._fan_out(plan, self.deadline(plan))
-        winner: Reply | None = None
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                reply = await next_done
-                if usable(reply):
-                    winner = reply
-                    break
-        except asyncio.CancelledError:
-            _cancel(tasks)
-            raise
-        if winner is None:
-            replies = [t.result() for t in tasks]
-            ranking = await self.rank(plan, replies)
-            self.settle(plan, replies, ranking, None)
-            raise failure_error(replies)
-        result = self.early_result(plan, winner, tasks, started)
-        self.settle_when_done(plan, tasks, winner)
+    def result(
+        self,
+        plan: Plan,
+        winner: Reply,
+        replies: list[Reply],
+        ranking: Ranking,
+        started: float,
+    ) -> Result:
+        """The result once every reply is in; overhead is what came after the slowest."""
+        uids = [r.neuron.uid for r in replies]
+        result = Result(
+            plan,
+            winner,
+            replies,
+            rewards={
+                u: round(w, 6)
+                for u, w, r in zip(uids, ranking.rewards, replies, strict=True)
+                if r.ok
+            },
+            reasons={u: rs for u, rs in zip(uids, ranking.reasons, strict=True) if rs},
+        )
+        slowest_ms = max(r.latency_ms for r in replies)
+        result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - slowest_ms, 0.0)
+        self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
         return result
 
     def early_result(
@@ -227,54 +189,6 @@ class Pipeline:
         pending = [n for n, t in zip(plan.candidates, tasks, strict=True) if not t.done()]
         result = Result(plan, winner, done, pending=pending)
         result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - winner.latency_ms, 0.0)
-        self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
-        return result
-
-    def settle_when_done(
-        self, plan: Plan, tasks: Sequence[asyncio.Task[Reply]], winner: Reply
-    ) -> None:
-        """In the background: collect every reply, rank them all, and settle scores."""
-
-        async def finish() -> None:
-            replies = list(await _gather_or_cancel(tasks))
-            ranking = await self.rank(plan, replies)
-            self.settle(plan, replies, ranking, winner)
-
-        self.keep_in_background(finish())
-
-    def keep_in_background(self, coro: Any) -> None:
-        """Run `coro` as a task the app keeps and cancels on shutdown."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self.background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("background settle failed", exc_info=task.exception())
-
-    def _result(
-        self,
-        plan: Plan,
-        winner: Reply,
-        replies: list[Reply],
-        ranking: Ranking,
-        started: float,
-        slowest_ms: float,
-    ) -> Result:
-        uids = [r.neuron.uid for r in replies]
-        result = Result(
-            plan,
-            winner,
-            replies,
-            rewards={
-                u: round(w, 6)
-                for u, w, r in zip(uids, ranking.rewards, replies, strict=True)
-                if r.ok
-            },
-            reasons={u: rs for u, rs in zip(uids, ranking.reasons, strict=True) if rs},
-        )
-        result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - slowest_ms, 0.0)
         self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
         return result
 
@@ -295,3 +209,33 @@ class Pipeline:
             if reply.ok:
                 m.rewards.labels(pool, plan.ranker.name).observe(reward)
         self.scoreboard.record(pool, outcomes)
+
+    async def failed(
+        self, plan: Plan, replies: Sequence[Reply]
+    ) -> AllMinersFailed | DeadlinePassed:
+        """Settle a request no miner answered usably, and the error to raise for it."""
+        self.settle(plan, replies, await self.rank(plan, replies), None)
+        return failure_error(replies)
+
+    def settle_later(self, plan: Plan, tasks: Sequence[asyncio.Task[Reply]], winner: Reply) -> None:
+        """In the background: collect every reply, rank them all, and settle scores."""
+
+        async def finish() -> None:
+            replies = await gather_or_cancel(tasks)
+            self.settle(plan, replies, await self.rank(plan, replies), winner)
+
+        task = asyncio.get_running_loop().create_task(finish())
+        self.settling.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self.settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background settle failed", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        """Cancel the settle tasks still running, and wait for them to unwind."""
+        tasks = list(self.settling)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

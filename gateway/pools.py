@@ -1,26 +1,22 @@
 """The pools a gateway serves, each with its live metagraph from a file, the chain, or local
-Yuma Consensus, and the background loops that keep them current."""
+Yuma Consensus; the loops that keep them current live in router/subnet/loops.py."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import PoolConfig
-from gateway.metrics import Metrics
 from router.metagraph import (
     FileMetagraphSource,
     Metagraph,
     MetagraphError,
     Neuron,
-    parse_metagraph,
 )
-from router.scores import Scoreboard
 from router.selection import rank_by_incentive
+from router.snapshots import stored_metagraph
 from router.store import StateStore
 from router.subnet.chain import (
     ChainConfig,
@@ -31,8 +27,8 @@ from router.subnet.chain import (
     connect_subtensor,
     open_wallet,
 )
-from router.subnet.epochs import LocalConfig, LocalEpochs, overlay
-from router.subnet.weights import ValidatorWeights, compute_weights
+from router.subnet.epochs import LocalEpochs, overlay
+from router.subnet.weights import ValidatorWeights
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +43,6 @@ class ChainAccess:
 
     connect: SubtensorFactory = connect_subtensor
     wallet: WalletFactory = open_wallet
-
-
-# How long a replica that lost an epoch's claim waits before adopting the winner's metagraph.
-FOLLOW_S = 5.0
 
 
 @dataclass(slots=True)
@@ -99,18 +91,6 @@ class Pool:
         return report
 
 
-async def _stored_metagraph(store: StateStore, name: str | None) -> Metagraph | None:
-    """The store's snapshot of the pool, if there is one that validates."""
-    if name is None:
-        return None
-    try:
-        snapshot = await store.load_metagraph(name)
-        return None if snapshot is None else parse_metagraph(snapshot, f"stored {name}")
-    except Exception as exc:  # a store that is down or a bad snapshot cannot help here
-        logger.warning("no usable stored metagraph for %s: %r", name, exc)
-        return None
-
-
 async def _initial_metagraph(
     source: FileMetagraphSource, store: StateStore, name: str | None
 ) -> Metagraph:
@@ -118,7 +98,7 @@ async def _initial_metagraph(
     try:
         return source.load()
     except MetagraphError:
-        stored = await _stored_metagraph(store, name)
+        stored = await stored_metagraph(store, name)
         if stored is None:
             raise
         logger.error("metagraph file is bad, serving %s from the stored snapshot", name)
@@ -135,7 +115,7 @@ async def _chain_pool(
     source = ChainMetagraphSource(link, config.name)
     metagraph = (
         await source.sync()
-        or await _stored_metagraph(store, name)
+        or await stored_metagraph(store, name)
         or Metagraph(netuid=chain.netuid, name=name, neurons=[])
     )
     setter = ChainWeightSetter(link, lambda: access.wallet(chain)) if chain.set_weights else None
@@ -151,7 +131,7 @@ async def _file_pool(config: PoolConfig, store: StateStore) -> Pool:
     if config.local is None:
         return Pool(name, config, source, base)
     local = LocalEpochs(name, config.local, store, config.epoch_s)
-    last = await _stored_metagraph(store, name)
+    last = await stored_metagraph(store, name)
     metagraph = overlay(base, last, config.local) if last is not None else base
     return Pool(name, config, source, metagraph, base=base, local=local)
 
@@ -172,169 +152,3 @@ async def open_pools(
             raise MetagraphError(f"two pools are named {pool.name!r}; set `name` in the pools file")
         pools[pool.name] = pool
     return pools
-
-
-async def save_snapshot(store: StateStore, pool: Pool) -> None:
-    """Cache the pool's metagraph in the store; a failing store is logged, not raised."""
-    try:
-        await store.save_metagraph(pool.name, pool.metagraph.model_dump_json().encode())
-    except Exception as exc:  # the store is optional on this path
-        logger.warning("could not cache the %s metagraph: %r", pool.name, exc)
-
-
-def _reloaded(pool: Pool, fresh: Metagraph, local: LocalConfig | None) -> Metagraph:
-    """What a pool serves after its file changed: local pools keep their last epoch."""
-    if local is None:
-        return fresh
-    pool.base = fresh
-    return overlay(fresh, pool.metagraph, local)
-
-
-async def watch_metagraphs(
-    pools: dict[str, Pool], store: StateStore, metrics: Metrics, interval_s: float
-) -> None:
-    """Reload changed metagraph files forever; a bad file keeps the last good metagraph."""
-    for pool in pools.values():
-        metrics.metagraph_neurons.labels(pool.name).set(pool.miner_count)
-        await save_snapshot(store, pool)
-    while True:
-        await asyncio.sleep(interval_s)
-        for pool in pools.values():
-            if not isinstance(pool.source, FileMetagraphSource):
-                continue
-            before = pool.source.last_error
-            fresh = pool.source.poll()
-            if fresh is None:
-                if pool.source.last_error and pool.source.last_error != before:
-                    metrics.metagraph_reload_errors.labels(pool.name).inc()
-                continue
-            try:
-                reloaded = _reloaded(pool, fresh, pool.config.local)
-            except Exception as exc:  # keep the last good metagraph and keep watching
-                pool.source.last_error = f"reload failed: {exc!r}"
-                metrics.metagraph_reload_errors.labels(pool.name).inc()
-                logger.exception("pool %s: metagraph reload failed", pool.name)
-                continue
-            pool.adopt(reloaded)
-            metrics.metagraph_neurons.labels(pool.name).set(pool.miner_count)
-            logger.info("pool %s: metagraph reloaded, %d neurons", pool.name, pool.miner_count)
-            await save_snapshot(store, pool)
-
-
-async def sync_chain(pool: Pool, store: StateStore, metrics: Metrics) -> bool:
-    """One chain sync of the pool; a failure keeps the last good metagraph and is counted."""
-    assert isinstance(pool.source, ChainMetagraphSource)
-    fresh = await pool.source.sync()
-    if fresh is None:
-        metrics.metagraph_sync_failures.labels(pool.name).inc()
-        return False
-    pool.adopt(fresh)
-    metrics.metagraph_neurons.labels(pool.name).set(pool.miner_count)
-    metrics.metagraph_sync_age.labels(pool.name).set(0)
-    await save_snapshot(store, pool)
-    return True
-
-
-async def watch_chain(pool: Pool, store: StateStore, metrics: Metrics, interval_s: float) -> None:
-    """Sync a chain pool's metagraph every `interval_s`, forever."""
-    while True:
-        await asyncio.sleep(interval_s)
-        await sync_chain(pool, store, metrics)
-
-
-async def _follow(pool: Pool, store: StateStore, block: int, delay_s: float) -> None:
-    """Adopt the epoch another replica ran, once its snapshot is in the store.
-
-    Looks every `delay_s` until a third of the epoch has passed: the winner may be slow.
-    """
-    tries = max(int(pool.config.epoch_s / 3 / max(delay_s, 1e-3)), 1)
-    for _ in range(tries):
-        await asyncio.sleep(delay_s)
-        stored = await _stored_metagraph(store, pool.name)
-        if stored is not None and stored.block >= block and pool.config.local and pool.base:
-            pool.adopt(overlay(pool.base, stored, pool.config.local))
-            return
-    logger.warning(
-        "pool %s: no replica published epoch block %d; keeping the last", pool.name, block
-    )
-
-
-async def _local_epoch(
-    pool: Pool, own: ValidatorWeights, number: int, store: StateStore, follow_s: float
-) -> bool:
-    """Run (or follow) epoch `number` of a local pool; True when this replica ran it."""
-    assert pool.local is not None and pool.base is not None and pool.config.local is not None
-    fresh = await pool.local.run(pool.base, own, number)
-    if fresh is None:
-        if pool.local.no_consensus != number:  # another replica ran it
-            await _follow(pool, store, number * max(pool.config.local.yuma.tempo, 1), follow_s)
-        return False
-    pool.adopt(fresh)
-    return True
-
-
-async def run_epoch(
-    pool: Pool,
-    scoreboard: Scoreboard,
-    store: StateStore,
-    metrics: Metrics,
-    number: int,
-    follow_s: float = FOLLOW_S,
-) -> ValidatorWeights:
-    """Epoch `number`: scores become this validator's weights, kept in the store; a local pool
-    then runs Yuma Consensus, and a chain pool with `set_weights` sets them on chain. Failures
-    are kept in `epoch_error`; the next epoch tries again."""
-    weights = compute_weights(
-        pool.metagraph,
-        scoreboard.stats(pool.name),
-        hotkey=pool.config.validator_hotkey,
-        max_share=pool.config.max_weight_share,
-        epoch=number,
-    )
-    pool.weights = weights
-    errors: list[str] = []
-    try:
-        await store.save_weights(pool.name, weights.hotkey, weights.to_json())
-    except Exception as exc:  # the store is down: local epochs wait for it, chain ones don't
-        errors.append(f"storing weights: {exc!r}")
-    if pool.local is not None:
-        try:
-            if await _local_epoch(pool, weights, number, store, follow_s):
-                metrics.epochs.labels(pool.name).inc()
-                metrics.metagraph_neurons.labels(pool.name).set(pool.miner_count)
-        except Exception as exc:
-            errors.append(f"epoch {number}: {exc!r}")
-    if pool.setter is not None and not weights.empty:
-        try:
-            await pool.setter.set(weights)
-            metrics.weights_set.labels(pool.name, "ok").inc()
-        except Exception as exc:
-            metrics.weights_set.labels(pool.name, "error").inc()
-            errors.append(f"set_weights: {exc!r}")
-    pool.epoch_error = "; ".join(errors) or None
-    if pool.epoch_error:
-        logger.error("pool %s: %s", pool.name, pool.epoch_error)
-    return weights
-
-
-async def run_epochs(
-    pool: Pool,
-    scoreboard: Scoreboard,
-    store: StateStore,
-    metrics: Metrics,
-    clock: Callable[[], float] = time.time,
-) -> None:
-    """Run the pool's epochs forever, epoch n at n x `epoch_s` on the wall clock (so replicas
-    agree on the number)."""
-    period = pool.config.epoch_s
-    last = 0
-    while True:
-        # Never the same number twice, even if the clock steps back or a sleep wakes early.
-        number = max(int(clock() // period) + 1, last + 1)
-        await asyncio.sleep(max(number * period - clock(), 0.0))
-        last = number
-        try:
-            await run_epoch(pool, scoreboard, store, metrics, number)
-        except Exception as exc:  # one bad epoch must not end the pool's epochs
-            pool.epoch_error = repr(exc)
-            logger.exception("pool %s: epoch %d failed", pool.name, number)

@@ -91,7 +91,8 @@ async def _traffic(state: GatewayState, count: int, rng: random.Random) -> None:
         async with gate:
             with contextlib.suppress(GatewayError):
                 request = ChatCompletionRequest.model_validate(raw)
-                await state.pipeline.best_of(state.planner.plan("chat", raw, request))
+                plan = state.planner.plan("chat", raw, request)
+                await state.strategies.by_name["best_of"].serve(plan)
 
     await asyncio.gather(*(one(rng.choice(QUESTIONS).prompt) for _ in range(count)))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,9 +13,11 @@ import aiohttp
 from gateway.config import Settings
 from gateway.errors import GatewayError, RateLimited
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Settler
 from gateway.plan import Planner
 from gateway.pools import Pool
+from gateway.strategies import Strategies
+from gateway.supervisor import Supervisor
 from router.scores import Scoreboard
 from router.store import StateStore
 
@@ -41,9 +42,10 @@ class GatewayState:
     scoreboard: Scoreboard
     session: aiohttp.ClientSession
     planner: Planner
-    pipeline: Pipeline
+    settler: Settler
+    strategies: Strategies
     metrics: Metrics
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
+    supervisor: Supervisor = field(default_factory=Supervisor)
     started_at: int = field(default_factory=lambda: int(time.time()))
 
     inflight: int = 0
@@ -92,11 +94,12 @@ class GatewayState:
             }
             for name, pool in self.pools.items()
         }
-        # Background loops only end on shutdown; one that ended early has died.
-        dead = sorted(t.get_name() for t in self.background if t.done() and not t.cancelled())
+        # Only the long-lived loops count: per-request settle tasks come and go.
+        dead = self.supervisor.down()
         return {
             "ready": all(p["neurons"] > 0 for p in pools.values()) and not dead,
             "store": {"kind": self.store.name, "healthy": self.scoreboard.store_healthy},
             "pools": pools,
             "dead_background_tasks": dead,
+            "background_loops": self.supervisor.report(),
         }

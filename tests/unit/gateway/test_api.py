@@ -266,17 +266,62 @@ def test_refused_requests_are_counted_in_the_metrics(good_pool: Path) -> None:
     assert 'bitgate_requests_total{pool="unknown",status="400",strategy="none"} 1.0' in metrics
 
 
-def test_a_dead_background_loop_makes_the_gateway_not_ready(good_pool: Path) -> None:
-    async def crash() -> None:
-        raise RuntimeError("boom")
-
+def test_a_dying_loop_is_restarted_and_shown_in_readyz(good_pool: Path) -> None:
     with gateway(good_pool) as client:
         state = client.app.state.gateway  # type: ignore[attr-defined]
-        task = client.portal.call(_start_task, crash)  # type: ignore[union-attr]
-        state.background.add(task)
+        client.portal.call(_supervise_flaky_loop, state.supervisor)  # type: ignore[union-attr]
+        ready = client.get("/readyz")
+    assert ready.status_code == 200
+    loop = ready.json()["background_loops"]["flaky"]
+    assert loop["state"] == "running" and loop["restarts"] == 1
+    assert "boom" in loop["last_error"]
+    assert ready.json()["dead_background_tasks"] == []
+    assert {"store-sync", "metagraphs", "epochs:sim"} <= set(ready.json()["background_loops"])
+
+
+def test_a_loop_waiting_to_restart_makes_the_gateway_not_ready(good_pool: Path) -> None:
+    with gateway(good_pool) as client:
+        state = client.app.state.gateway  # type: ignore[attr-defined]
+        state.supervisor.first_backoff_s = 3600.0
+        client.portal.call(_supervise_crashing_loop, state.supervisor)  # type: ignore[union-attr]
         ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["dead_background_tasks"] == ["crash-loop"]
+    assert ready.json()["background_loops"]["crash-loop"]["state"] == "restarting"
+
+
+def test_finished_settle_tasks_never_make_the_gateway_not_ready(good_pool: Path) -> None:
+    race = {**CHAT, "bitgate": {"strategy": "race"}}
+    with gateway(good_pool) as client:
+        state = client.app.state.gateway  # type: ignore[attr-defined]
+        for _ in range(3):
+            assert client.post("/v1/chat/completions", json=race).status_code == 200
+        client.portal.call(_drain, state.settler)  # type: ignore[union-attr]
+        # A settle task seen done before its done-callback removed it (once enough to flip
+        # readiness to 503), and one that failed: neither is a loop of the gateway.
+        for coro_fn in (_settled, _crash):
+            task = client.portal.call(_start_task, coro_fn)  # type: ignore[union-attr]
+            state.settler.settling.add(task)
+        ready = client.get("/readyz")
+        board = client.get("/v1/pools/sim/miners").json()["data"]
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["dead_background_tasks"] == []
+    assert sum(row["requests"] for row in board) == 9  # every race's miners were settled
+
+
+async def _drain(settler: Any) -> None:
+    """Wait until every settle task has finished."""
+    async with asyncio.timeout(30):
+        while settler.settling:
+            await asyncio.gather(*settler.settling, return_exceptions=True)
+
+
+async def _settled() -> None:
+    return None
+
+
+async def _crash() -> None:
+    raise RuntimeError("boom")
 
 
 async def _start_task(coro_fn: Any) -> Any:
@@ -284,3 +329,34 @@ async def _start_task(coro_fn: Any) -> Any:
     task = asyncio.get_running_loop().create_task(coro_fn(), name="crash-loop")
     await asyncio.gather(task, return_exceptions=True)
     return task
+
+
+async def _supervise_crashing_loop(supervisor: Any) -> None:
+    """A loop that dies at once, supervised; returns once it has died."""
+    died = asyncio.Event()
+
+    async def crash() -> None:
+        died.set()
+        raise RuntimeError("boom")
+
+    supervisor.start("crash-loop", crash)
+    await died.wait()
+    await asyncio.sleep(0)  # let the supervisor see it die
+
+
+async def _supervise_flaky_loop(supervisor: Any) -> None:
+    """A loop that dies on its first run and lives on its second; returns once restarted."""
+    supervisor.first_backoff_s = 0.0
+    runs: list[int] = []
+    restarted = asyncio.Event()
+
+    async def flaky() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("boom")
+        restarted.set()
+        await asyncio.Event().wait()
+
+    supervisor.start("flaky", flaky)
+    async with asyncio.timeout(10):
+        await restarted.wait()

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.config import PoolConfig, Settings
 from gateway.metrics import Metrics
-from gateway.pools import ChainAccess, open_pools, run_epoch, sync_chain
+from gateway.pools import ChainAccess, open_pools
 from router.metagraph import MetagraphError
 from router.scores import Scoreboard
 from router.stats import Outcome, ScorePolicy
@@ -36,6 +36,7 @@ from router.subnet.chain import (
     connect_subtensor,
     metagraph_from_sdk,
 )
+from router.subnet.loops import run_epoch, sync_chain
 from router.subnet.weights import ValidatorWeights
 from tests.support import eventually
 

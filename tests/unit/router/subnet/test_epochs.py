@@ -11,13 +11,14 @@ import yaml
 
 from gateway.config import ConfigError, PoolConfig, load_pools_file
 from gateway.metrics import Metrics
-from gateway.pools import Pool, open_pools, run_epoch
+from gateway.pools import Pool, open_pools
 from router.metagraph import Axon, Metagraph, Neuron
 from router.scores import Scoreboard
 from router.selection import top_by_incentive
 from router.stats import Outcome, ScorePolicy
 from router.store import MemoryStore, RedisStore, StateStore
 from router.subnet.epochs import BondsState, LocalConfig, LocalEpochs, local_epoch, overlay
+from router.subnet.loops import run_epoch
 from router.subnet.weights import ValidatorWeights
 from router.subnet.yuma import YumaParams
 

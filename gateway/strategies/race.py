@@ -1,4 +1,8 @@
-"""Server-sent events: replaying a chosen reply, and racing miners' live streams."""
+"""`race`: return the first usable reply; every reply is still ranked, in the background.
+
+A streaming client gets the live race: every miner streams at once and the first one whose
+stream says something is forwarded chunk by chunk.
+"""
 
 from __future__ import annotations
 
@@ -8,66 +12,57 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.errors import error_body
-from gateway.pipeline import Pipeline, Result, failure_error, usable
+from gateway.pipeline import Result, Settler, cancel_all
 from gateway.plan import Plan
+from gateway.replay import chunk_object
 from gateway.responses import SSE_DONE, sse_event
-from router.miner_client import Reply
+from gateway.strategies.base import LiveStream, deadline, fan_out
+from router.miner_client import MinerClient, Reply
 
 DONE = None
 
 
-def _chunk_object(plan: Plan) -> str:
-    return "chat.completion.chunk" if plan.kind == "chat" else "text_completion"
+def usable(reply: Reply) -> bool:
+    """A reply a race may return at once: valid and not blank."""
+    return reply.ok and bool(reply.text.strip())
 
 
-def replay_chunks(result: Result) -> list[dict[str, Any]]:
-    """A finished reply as OpenAI stream chunks, the `bitgate` block on the last one."""
-    plan, body = result.plan, result.winner.body or {}
-    base = {
-        "id": body.get("id", "bitgate"),
-        "object": _chunk_object(plan),
-        "created": body.get("created", int(time.time())),
-        "model": plan.pool.name,
-    }
-    text, finish = result.winner.text, result.winner.finish_reason or "stop"
-    if plan.kind == "chat":
-        delta = _replay_delta(body)
-        first = {"index": 0, "delta": delta, "finish_reason": None}
-        last = {"index": 0, "delta": {}, "finish_reason": finish}
-    else:
-        first = {"index": 0, "text": text, "logprobs": None, "finish_reason": None}
-        last = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish}
-    chunks: list[dict[str, Any]] = [{**base, "choices": [first]}, {**base, "choices": [last]}]
-    if plan.include_usage and isinstance(body.get("usage"), dict):
-        chunks.append({**base, "choices": [], "usage": body["usage"]})
-    chunks[-1]["bitgate"] = result.block()
-    return chunks
+class Race:
+    """The first usable reply wins; the others are settled once they are in."""
 
+    def __init__(self, client: MinerClient, settler: Settler) -> None:
+        self.client = client
+        self.settler = settler
 
-def _replay_delta(body: dict[str, Any]) -> dict[str, Any]:
-    """The whole chosen message as one delta: its text, and its tool calls if it made any."""
-    message = body["choices"][0]["message"]
-    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
-    calls = message.get("tool_calls")
-    if isinstance(calls, list) and calls:
-        delta["tool_calls"] = [
-            {"index": i, **call} for i, call in enumerate(calls) if isinstance(call, dict)
-        ]
-    return delta
-
-
-async def replay(result: Result) -> AsyncIterator[bytes]:
-    """Stream a finished reply to the client."""
-    for chunk in replay_chunks(result):
-        yield sse_event(chunk)
-    yield SSE_DONE
+    async def serve(self, plan: Plan) -> Result | LiveStream:
+        """The first usable reply (a live stream when the client streams); 502/504 if none."""
+        if plan.client_stream:
+            return await LiveRace(self.client, self.settler, plan).start()
+        started = time.perf_counter()
+        tasks = fan_out(self.client, plan, deadline(plan))
+        winner: Reply | None = None
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                reply = await next_done
+                if usable(reply):
+                    winner = reply
+                    break
+        except asyncio.CancelledError:
+            cancel_all(tasks)
+            raise
+        if winner is None:
+            raise await self.settler.failed(plan, [t.result() for t in tasks])
+        result = self.settler.early_result(plan, winner, tasks, started)
+        self.settler.settle_later(plan, tasks, winner)
+        return result
 
 
 class LiveRace:
     """Streams from every miner at once and forwards the first one that says something."""
 
-    def __init__(self, pipeline: Pipeline, plan: Plan) -> None:
-        self.pipeline = pipeline
+    def __init__(self, client: MinerClient, settler: Settler, plan: Plan) -> None:
+        self.client = client
+        self.settler = settler
         self.plan = plan
         self.events: asyncio.Queue[tuple[int, dict[str, Any] | None]] = asyncio.Queue()
         self.buffered: dict[int, list[dict[str, Any]]] = {}
@@ -76,25 +71,29 @@ class LiveRace:
         self.winner_finished = False
         self.first_text: dict[int, float] = {}
 
-    async def _stream_one(self, index: int, deadline: float) -> Reply:
+    async def _stream_one(self, index: int, until: float) -> Reply:
         neuron = self.plan.candidates[index]
         try:
-            return await self.pipeline.client.stream(
+            return await self.client.stream(
                 neuron,
                 self.plan.kind,
                 self.plan.body,
-                deadline,
+                until,
                 sink=lambda uid, chunk: self.events.put_nowait((uid, chunk)),
             )
         finally:
             self.events.put_nowait((neuron.uid, DONE))
 
-    async def start(self) -> tuple[int, list[dict[str, Any]]]:
+    async def start(self) -> LiveStream:
         """Wait for the first miner whose stream carries text; raises when none does."""
-        deadline = self.pipeline.deadline(self.plan)
+        uid, first = await self._first()
+        return LiveStream(self.headers(uid), self.forward(uid, first))
+
+    async def _first(self) -> tuple[int, list[dict[str, Any]]]:
+        until = deadline(self.plan)
         create = asyncio.get_running_loop().create_task
         for i, neuron in enumerate(self.plan.candidates):
-            self.tasks[neuron.uid] = create(self._stream_one(i, deadline))
+            self.tasks[neuron.uid] = create(self._stream_one(i, until))
         finished = 0
         try:
             while finished < len(self.tasks):
@@ -111,17 +110,9 @@ class LiveRace:
                     self.first_text[uid] = time.perf_counter()
                     return uid, self.buffered[uid]
         except BaseException:
-            self.cancel()
+            cancel_all(self.tasks.values())
             raise
-        replies = [t.result() for t in self.tasks.values()]
-        ranking = await self.pipeline.rank(self.plan, replies)
-        self.pipeline.settle(self.plan, replies, ranking, None)
-        raise failure_error(replies)
-
-    def cancel(self) -> None:
-        """Stop every miner stream."""
-        for task in self.tasks.values():
-            task.cancel()
+        raise await self.settler.failed(self.plan, [t.result() for t in self.tasks.values()])
 
     async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncIterator[bytes]:
         """The winner's chunks as they come, then the `bitgate` block and `[DONE]`."""
@@ -139,7 +130,7 @@ class LiveRace:
                     break
                 yield sse_event(self._rename(chunk))
             reply = await self.tasks[uid]
-            block = self.pipeline.early_result(self.plan, reply, tasks, self.started).block()
+            block = self.settler.early_result(self.plan, reply, tasks, self.started).block()
             if not reply.ok:
                 # Text already sent cannot be taken back: say the stream broke, as OpenAI does.
                 message = f"The chosen miner's stream broke off ({reply.status}: {reply.error})."
@@ -150,9 +141,9 @@ class LiveRace:
             yield SSE_DONE
         finally:
             if reply is not None:
-                self.pipeline.settle_when_done(self.plan, tasks, reply)
+                self.settler.settle_later(self.plan, tasks, reply)
             else:
-                self.cancel()
+                cancel_all(tasks)
 
     def headers(self, uid: int) -> dict[str, str]:
         """The `x-bitgate-*` headers once the winner is known (overhead: since its text came)."""
@@ -167,7 +158,7 @@ class LiveRace:
         last = reply.chunks[-1] if reply.chunks else {}
         return {
             "id": last.get("id", "bitgate"),
-            "object": _chunk_object(self.plan),
+            "object": chunk_object(self.plan.kind),
             "created": last.get("created", int(time.time())),
             "model": self.plan.pool.name,
         }
