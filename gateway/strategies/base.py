@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +17,7 @@ class LiveStream:
     """A response already under way: its `x-bitgate-*` headers and its SSE events."""
 
     headers: dict[str, str]
-    events: AsyncIterator[bytes]
+    events: AsyncGenerator[bytes, None]
 
 
 # What a strategy hands the route: a finished result (sent as JSON, or replayed as a

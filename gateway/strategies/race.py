@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from gateway.errors import error_body
@@ -114,7 +114,7 @@ class LiveRace:
             raise
         raise await self.settler.failed(self.plan, [t.result() for t in self.tasks.values()])
 
-    async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncGenerator[bytes, None]:
         """The winner's chunks as they come, then the `bitgate` block and `[DONE]`."""
         reply: Reply | None = None
         tasks = list(self.tasks.values())
