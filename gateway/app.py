@@ -66,7 +66,7 @@ def build_signer(settings: Settings) -> Signer | None:
 
 
 async def start_state(settings: Settings, chain: ChainAccess | None = None) -> GatewayState:
-    """Open the store, pools, client session and pipeline; start the background tasks."""
+    """Open the store, pools, client session and strategies; start the supervised loops."""
     check_rankers(settings)
     signer = build_signer(settings)
     store = open_store(settings.redis_url)
