@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from gateway.config import load_pools_file
 from miners.cli import build_parser as miner_parser
 from tests.unit.deploy.manifests import DASHBOARD, DEPLOY, K8S, kustomize_command, render
 
@@ -217,10 +218,12 @@ def test_dev_runs_without_secrets_in_front_of_its_sim_sidecar(tmp_path: Path) ->
         env["BITGATE_AXON_ALLOW"]["value"]
     )
     # The pools file names the metagraph the sidecar writes, on a volume both mount.
-    pools = yaml.safe_load(find(documents, "ConfigMap", "bitgate-pools")["data"]["pools.yaml"])
-    (pool,) = pools["pools"]
+    pools_file = tmp_path / "pools.yaml"
+    pools_file.write_text(find(documents, "ConfigMap", "bitgate-pools")["data"]["pools.yaml"])
+    (pool,) = load_pools_file(pools_file).pools
     written = PurePosixPath(str(args.metagraph_out))
-    assert PurePosixPath(pool["metagraph"]) == written
+    assert pool.metagraph is not None and PurePosixPath(pool.metagraph) == written
+    assert pool.name == args.name
     (gateway,) = spec["containers"]
     mounts = {m["name"]: PurePosixPath(m["mountPath"]) for m in gateway["volumeMounts"]}
     sim_mounts = {m["name"]: PurePosixPath(m["mountPath"]) for m in sim["volumeMounts"]}
