@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import ModelNotFound
-from gateway.ingress import check_api_key, read_request, until_disconnect
+from gateway.ingress import read_request, until_disconnect
 from gateway.pipeline import Result
 from gateway.plan import Planner
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse
@@ -51,7 +51,6 @@ def _json(result: Result) -> JSONBytes:
 
 async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
     with state.observe() as seen:
-        check_api_key(request, state.settings.api_keys)
         model = ChatCompletionRequest if kind == "chat" else CompletionRequest
         raw, parsed = await read_request(request, model, state.settings.max_body_bytes)
         if parsed.model in state.pools:
@@ -80,15 +79,7 @@ async def completions(request: Request, state: State) -> Response:
     return await _serve("completion", request, state)
 
 
-async def require_key(request: Request, state: State) -> None:
-    """401 unless the request carries one of the gateway's API keys (when it has any)."""
-    check_api_key(request, state.settings.api_keys)
-
-
-Authorized = Depends(require_key)
-
-
-@router.get("/v1/models", dependencies=[Authorized])
+@router.get("/v1/models")
 async def list_models(state: State) -> JSONBytes:
     """Every pool, as an OpenAI model."""
     data = [
@@ -98,7 +89,7 @@ async def list_models(state: State) -> JSONBytes:
     return JSONBytes({"object": "list", "data": data})
 
 
-@router.get("/v1/pools/{pool}/miners", dependencies=[Authorized])
+@router.get("/v1/pools/{pool}/miners")
 async def leaderboard(pool: str, state: State) -> JSONBytes:
     """The pool's miners with their scores, success rates and latencies."""
     served = state.pools.get(pool)

@@ -11,6 +11,7 @@ from functools import partial
 import aiohttp
 from fastapi import FastAPI
 
+from gateway.access import AccessMiddleware, close_access, open_access
 from gateway.api import router
 from gateway.config import ConfigError, Settings
 from gateway.errors import install_error_handlers
@@ -21,6 +22,7 @@ from gateway.pools import ChainAccess, Pool, open_pools
 from gateway.state import GatewayState
 from gateway.strategies import Strategies
 from gateway.supervisor import Supervisor
+from gateway.telemetry import setup_tracing
 from miners.epistula import Signer
 from miners.keys import load_hotkey
 from ranking import registry
@@ -143,9 +145,11 @@ def create_app(settings: Settings, chain: ChainAccess | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.gateway = await start_state(settings, chain)
+        app.state.access = await open_access(settings, app.state.gateway.metrics)
         try:
             yield
         finally:
+            await close_access(app.state.access)
             await stop_state(app.state.gateway)
 
     app = FastAPI(
@@ -155,4 +159,6 @@ def create_app(settings: Settings, chain: ChainAccess | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(AccessMiddleware)
+    setup_tracing(app, settings)
     return app

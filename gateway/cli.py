@@ -22,6 +22,7 @@ PROGRAMS = {
     ("subnet", "simulate"): "gateway.simulate",
     ("load",): "load.cli",
     ("eval",): "ranking.cli",
+    ("keys",): "gateway.keys_cli",
 }
 ROUTING_FLAGS = ("top_k", "sample", "strategy", "ranker", "timeout_s", "explore", "miner_model")
 
@@ -78,10 +79,13 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.auth import check_exposure
+    from gateway.request_log import install_request_log
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from(args)
+        check_exposure(settings)
         _check_sources(settings)
     except ValidationError as exc:
         print(f"bitgate: bad settings: {describe_validation_error(exc)}", file=sys.stderr)
@@ -89,6 +93,7 @@ def serve(args: argparse.Namespace) -> int:
     except (ConfigError, MetagraphError, SettingsError) as exc:
         print(f"bitgate: {exc}", file=sys.stderr)
         return 2
+    install_request_log()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

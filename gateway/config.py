@@ -128,8 +128,21 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     redis_url: str | None = None
-    # Comma-separated in BITGATE_API_KEYS (a JSON list works too).
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Who may call the API: `required` (keys), `none` (open on purpose); unset: open only
+    # on a loopback bind, and `bitgate serve` refuses a public bind.
+    auth: Literal["required", "none"] | None = None
+    # Static keys, comma-separated in BITGATE_API_KEYS (a JSON list works too); stored keys
+    # come from `bitgate keys create` (Redis).
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # How long a replica trusts what it read of a stored key (revocation reaches it by then).
+    key_cache_s: float = Field(default=2.0, gt=0, le=4)
+    # Share of a key's limits each replica enforces alone while Redis is unreachable.
+    limits_fallback_share: float = Field(default=1.0, gt=0, le=1)
+    # Put the prompt in the request log line (off: never logged).
+    log_prompts: bool = False
+    # OpenTelemetry traces over OTLP (the `otel` extra); unset: on when
+    # OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    otel: bool | None = None
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_reply_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_connections: int = Field(default=4096, ge=10)

@@ -1,9 +1,8 @@
-"""Reading a request: size limit, API key, JSON, validation; and watching for disconnects."""
+"""Reading a request: size limit, JSON, validation; and watching for disconnects."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -12,23 +11,10 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, Unauthorized, bad_request_from
+from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, bad_request_from
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-
-def check_api_key(request: Request, keys: list[str]) -> None:
-    """401 unless the bearer token is one of `keys` (no keys: open)."""
-    if not keys:
-        return
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    given = token.strip().encode()
-    if scheme.lower() != "bearer" or not any(
-        hmac.compare_digest(given, key.encode()) for key in keys
-    ):
-        raise Unauthorized("Missing or invalid API key: send 'Authorization: Bearer <key>'.")
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -119,6 +119,31 @@ class Metrics:
             ["ranker", "reason"],
             registry=r,
         )
+        # Keys and limits: `key` is always the key's name, never its secret.
+        self.ratelimit_rejections = Counter(
+            "bitgate_ratelimit_rejections",
+            "Requests refused by a key's limit (requests, tokens, concurrency).",
+            ["key", "limit"],
+            registry=r,
+        )
+        self.key_requests = Counter(
+            "bitgate_key_requests",
+            "Requests served per key and pool (those that reached the miners).",
+            ["key", "pool"],
+            registry=r,
+        )
+        self.key_tokens = Counter(
+            "bitgate_key_tokens",
+            "Tokens per key and pool: the reply returned (winner), every miner call (fanout).",
+            ["key", "pool", "scope"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "bitgate_auth_failures",
+            "Requests refused for their key (missing, unknown, revoked, expired).",
+            ["reason"],
+            registry=r,
+        )
 
     def observe_miner(self, pool: str, uid: int, status: str, latency_s: float, won: bool) -> None:
         """Count one miner reply: chosen, its outcome and latency, and whether it won."""

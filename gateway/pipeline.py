@@ -12,6 +12,8 @@ from typing import Any
 from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
+from gateway.request_log import settled
+from gateway.usage import fanout_tokens
 from ranking.base import Candidate, Ranker, Ranking
 from router.metagraph import Neuron
 from router.miner_client import Reply
@@ -47,6 +49,7 @@ class Result:
             "candidates": [self._candidate(r) for r in self.replies]
             + [{"uid": n.uid, "hotkey": n.hotkey, "status": "pending"} for n in self.pending],
             "overhead_ms": round(self.overhead_ms, 3),
+            "fanout_usage": fanout_tokens(self.replies, plan.prompt.text).block(len(self.replies)),
         }
 
     def _candidate(self, reply: Reply) -> dict[str, Any]:
@@ -209,6 +212,7 @@ class Settler:
             if reply.ok:
                 m.rewards.labels(pool, plan.ranker.name).observe(reward)
         self.scoreboard.record(pool, outcomes)
+        settled(plan, replies, winner)
 
     async def failed(
         self, plan: Plan, replies: Sequence[Reply]

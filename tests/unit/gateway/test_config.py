@@ -58,9 +58,11 @@ def test_pools_inherit_flags_and_env_but_keep_their_own_fields(
 def test_api_keys_read_as_a_comma_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BITGATE_METAGRAPH", "m.json")
     monkeypatch.setenv("BITGATE_API_KEYS", "k1, k2")
-    assert Settings().api_keys == ["k1", "k2"]
+    settings = Settings()
+    assert [k.get_secret_value() for k in settings.api_keys] == ["k1", "k2"]
+    assert "k1" not in repr(settings) and "k1" not in str(settings.model_dump())
     monkeypatch.setenv("BITGATE_API_KEYS", '["k3"]')
-    assert Settings().api_keys == ["k3"]
+    assert [k.get_secret_value() for k in Settings().api_keys] == ["k3"]
 
 
 def test_serve_refuses_a_bad_metagraph_with_one_line(

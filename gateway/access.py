@@ -1,0 +1,254 @@
+"""The door of the API: request id, key, pool access and limits, before any route runs.
+
+An ASGI middleware rather than a dependency, so that a streamed reply holds its key's
+request-in-flight slot until its last byte, and every response (refusals included)
+carries `x-request-id` and the key's `x-ratelimit-*` headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth import AuthFailure, Identity, KeyRing, auth_required
+from gateway.config import Settings
+from gateway.errors import GatewayError, ModelNotFound, RateLimited, error_response
+from gateway.keys import KeyStore
+from gateway.limits import Admission, Limiter
+from gateway.metrics import Metrics
+from gateway.request_log import CURRENT, RequestRecord, request_id
+from gateway.usage import CHARS_PER_TOKEN, UsageLedger
+
+logger = logging.getLogger(__name__)
+
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+DEFAULT_COMPLETION_TOKENS = 256  # reserved when a request sets no max_tokens
+MAX_RESERVED_TOKENS = 1_000_000
+FLUSH_S = 0.5
+REDIS_TIMEOUT_S = 0.25
+LEASE_MARGIN_S = 60.0
+LIMIT_NAMES = {
+    "requests": "requests per minute",
+    "tokens": "tokens per minute",
+    "concurrency": "requests in flight",
+}
+
+
+@dataclass(slots=True)
+class Access:
+    """Keys, limits and usage of one app, opened and closed by its lifespan."""
+
+    settings: Settings
+    metrics: Metrics
+    keyring: KeyRing
+    limiter: Limiter
+    ledger: UsageLedger
+    redis: aioredis.Redis | None = None
+    flusher: asyncio.Task[None] | None = field(default=None)
+
+    def settled(self, record: RequestRecord, adm: Admission | None) -> None:
+        """A request's fan-out is over: record its usage and charge its real tokens."""
+        if adm is not None:
+            self.limiter.settle(adm, record.winner_tokens)
+        if record.pool is not None:
+            self.ledger.record(
+                record.key or "anonymous", record.pool, record.winner_tokens, record.fanout_tokens
+            )
+
+    async def flush(self) -> None:
+        """Write usage and token corrections to Redis."""
+        await self.limiter.flush()
+        await self.ledger.flush()
+
+
+async def open_access(settings: Settings, metrics: Metrics) -> Access:
+    """Connect the key store, limiter and usage ledger; start their flush loop."""
+    redis = None
+    if settings.redis_url:
+        redis = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+    store = KeyStore(redis) if redis is not None else None
+    keyring = KeyRing(settings.api_keys, store, settings.key_cache_s, auth_required(settings))
+    lease_ttl_s = settings.routing.max_timeout_s + LEASE_MARGIN_S
+    access = Access(
+        settings=settings,
+        metrics=metrics,
+        keyring=keyring,
+        limiter=Limiter(redis, settings.limits_fallback_share, lease_ttl_s),
+        ledger=UsageLedger(redis, metrics),
+        redis=redis,
+    )
+    access.flusher = asyncio.get_running_loop().create_task(_flush_loop(access), name="access")
+    return access
+
+
+async def _flush_loop(access: Access) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_S)
+        try:
+            await access.flush()
+        except Exception:  # a flush must never end the loop
+            logger.exception("usage flush failed")
+
+
+async def close_access(access: Access) -> None:
+    """Stop the flush loop, write what is left, close Redis."""
+    if access.flusher is not None:
+        access.flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await access.flusher
+    await access.flush()
+    if access.redis is not None:
+        await access.redis.aclose()
+
+
+async def buffered(receive: Receive, limit: int) -> tuple[Receive, bytes]:
+    """Read the body (up to just past `limit`) and a `receive` that hands it on unchanged."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False) or size > limit:
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay, body
+
+
+def peek(body: bytes) -> tuple[str | None, int]:
+    """The model a body asks for and the tokens to reserve for it (prompt + max output)."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raw = None
+    fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    model = fields.get("model")
+    most = fields.get("max_completion_tokens") or fields.get("max_tokens")
+    output = most if isinstance(most, int) and most > 0 else DEFAULT_COMPLETION_TOKENS
+    tokens = math.ceil(len(body) / CHARS_PER_TOKEN) + output
+    return (model if isinstance(model, str) else None), min(tokens, MAX_RESERVED_TOKENS)
+
+
+class AccessMiddleware:
+    """Identify the caller, check its pools and limits, then serve and account."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI call."""
+        access: Access | None = getattr(scope["app"].state, "access", None)
+        if scope["type"] != "http" or access is None:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        record = RequestRecord(
+            request_id(headers.get("x-request-id")),
+            scope["method"],
+            scope["path"],
+            log_prompt=access.settings.log_prompts,
+        )
+        token = CURRENT.set(record)
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", record.id.encode())]
+        status = 500
+        adm: Admission | None = None
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        try:
+            try:
+                receive, adm = await self._door(access, scope, headers, receive, record)
+            except GatewayError as exc:
+                if isinstance(exc, AuthFailure):
+                    access.metrics.auth_failures.labels(exc.reason).inc()
+                access.metrics.requests.labels("unknown", "none", str(exc.status)).inc()
+                await error_response(exc)(scope, receive, send_with_headers)
+                return
+            if adm is not None:
+                extra.extend((k.encode(), v.encode()) for k, v in adm.headers().items())
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            CURRENT.reset(token)
+            await self._finish(access, record, adm, status)
+
+    async def _door(
+        self,
+        access: Access,
+        scope: Scope,
+        headers: Headers,
+        receive: Receive,
+        record: RequestRecord,
+    ) -> tuple[Receive, Admission | None]:
+        """Who calls, and whether their key lets this request in (API routes only)."""
+        if not scope["path"].startswith("/v1/"):
+            return receive, None
+        identity = await access.keyring.identify(headers.get("authorization"))
+        record.key = identity.name
+        if scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
+            return receive, None
+        return await self._admit(access, identity, receive, record)
+
+    async def _admit(
+        self, access: Access, identity: Identity, receive: Receive, record: RequestRecord
+    ) -> tuple[Receive, Admission | None]:
+        """Check the key's pools and limits; the body is read once and handed on."""
+        if identity.pools is None and not identity.limited:
+            record.on_settle = lambda done: access.settled(done, None)
+            return receive, None
+        receive, body = await buffered(receive, access.settings.max_body_bytes)
+        model, tokens = peek(body)
+        if identity.pools is not None and model is not None and model not in identity.pools:
+            raise ModelNotFound(
+                f"The model '{model}' does not exist or you do not have access to it.",
+                param="model",
+            )
+        if not identity.limited:
+            record.on_settle = lambda done: access.settled(done, None)
+            return receive, None
+        adm = await access.limiter.admit(identity, tokens)
+        if adm.refused is not None:
+            access.metrics.ratelimit_rejections.labels(identity.name, adm.refused).inc()
+            raise RateLimited(
+                f"Rate limit reached for key '{identity.name}': {LIMIT_NAMES[adm.refused]}. "
+                f"Retry after {adm.headers()['retry-after']}s.",
+                headers=adm.headers(),
+            )
+        record.on_settle = lambda done: access.settled(done, adm)
+        return receive, adm
+
+    async def _finish(
+        self, access: Access, record: RequestRecord, adm: Admission | None, status: int
+    ) -> None:
+        """Free the key's slot, refund an unused reservation, log the request."""
+        if adm is not None and adm.refused is None:
+            await access.limiter.release(adm)
+            if not record.settled and status != 200:
+                access.limiter.settle(adm, 0)
+        settle_follows = status == 200 and record.path in COMPLETION_PATHS
+        record.responded(status, settle_follows)
