@@ -31,6 +31,8 @@ from gateway.usage import CHARS_PER_TOKEN, UsageLedger
 logger = logging.getLogger(__name__)
 
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+# Probes and scrapes get a request id but no log line: they would drown the requests.
+UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 DEFAULT_COMPLETION_TOKENS = 256  # reserved when a request sets no max_tokens
 MAX_RESERVED_TOKENS = 1_000_000
 FLUSH_S = 0.5
@@ -251,4 +253,5 @@ class AccessMiddleware:
             if not record.settled and status != 200:
                 access.limiter.settle(adm, 0)
         settle_follows = status == 200 and record.path in COMPLETION_PATHS
-        record.responded(status, settle_follows)
+        if record.path not in UNLOGGED_PATHS:
+            record.responded(status, settle_follows)

@@ -121,11 +121,9 @@ def test_usage_counts_the_winner_and_every_miner_call(pool: Path, clean_redis: s
     winner = body["usage"]["total_tokens"]
     fanout = body["bitgate"]["fanout_usage"]
     assert fanout["calls"] == 3 and fanout["total_tokens"] > winner > 0
-    assert (
-        f'bitgate_key_tokens_total{{key="alice",pool="sim",scope="winner"}} {winner}.0' in metrics
-    )
-    line = f'bitgate_key_tokens_total{{key="alice",pool="sim",scope="fanout"}} {fanout["total_tokens"]}.0'
-    assert line in metrics
+    series = 'bitgate_key_tokens_total{key="alice",pool="sim",scope="%s"} %d.0'
+    assert series % ("winner", winner) in metrics
+    assert series % ("fanout", fanout["total_tokens"]) in metrics
     assert 'bitgate_key_requests_total{key="alice",pool="sim"} 1.0' in metrics
 
     async def stored() -> dict[str, Any]:
@@ -168,3 +166,24 @@ def test_the_prompt_is_logged_only_when_asked(pool: Path, caplog: pytest.LogCapt
         client.post("/v1/chat/completions", json=CHAT)
     lines = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "bitgate.requests"]
     assert "France" in lines[0]["prompt"]
+
+
+def test_a_race_is_logged_and_counted_once_every_miner_has_answered(
+    pool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bitgate.requests")
+    race = {**CHAT, "bitgate": {"strategy": "race"}}
+    with gateway(pool) as client:
+        body = client.post("/v1/chat/completions", json=race).json()
+
+        def logged() -> list[dict[str, Any]]:
+            return [
+                orjson.loads(r.getMessage()) for r in caplog.records if r.name == "bitgate.requests"
+            ]
+
+        assert eventually(lambda: len(logged()), 1)
+        metrics = client.get("/metrics").text
+    line = logged()[0]
+    assert line["strategy"] == "race" and line["miner"] == body["bitgate"]["miner"]["uid"]
+    assert sorted(c["uid"] for c in line["candidates"]) == [0, 1, 2]
+    assert f'scope="fanout"}} {line["fanout_tokens"]}.0' in metrics
