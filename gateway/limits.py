@@ -82,8 +82,8 @@ return {refused, tostring(wait), r_left, r_reset, t_left, t_reset}
 
 
 def limit_keys(name: str) -> list[str]:
-    """The Redis keys of one key's limits."""
-    base = f"bitgate:limit:{name}"
+    """The Redis keys of one key's limits (one hash tag: one slot in a Redis Cluster)."""
+    base = f"bitgate:limit:{{{name}}}"
     return [f"{base}:requests", f"{base}:tokens", f"{base}:inflight"]
 
 

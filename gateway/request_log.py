@@ -89,7 +89,7 @@ class RequestRecord:
 
     def log(self) -> None:
         """The request's JSON line (once)."""
-        if self.logged:
+        if self.logged or not access_logger.isEnabledFor(logging.INFO):
             return
         self.logged = True
         line: dict[str, Any] = {

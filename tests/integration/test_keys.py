@@ -120,6 +120,29 @@ def test_with_redis_gone_each_gateway_applies_its_fallback_limit_and_serves(
     assert int(answers[3].headers["retry-after"]) >= 1
 
 
+def test_a_stream_holds_its_keys_slot_until_its_last_chunk(
+    sim_pool: Callable[..., Any], clean_redis: str
+) -> None:
+    _, path = sim_pool(profiles({"quality": "good", "latency": {"tokens_per_s": 8}}))
+    secret = create_key(clean_redis, "--name", "one-at-a-time", "--concurrency", "1")
+    gateway = GatewayProcess("--metagraph", str(path), env=keyed_env(clean_redis))
+    streamed = {**CHAT, "stream": True, "bitgate": {"strategy": "race"}}
+    headers = {"authorization": f"Bearer {secret}"}
+    try:
+        with httpx.stream(
+            "POST", gateway.base_url + "/v1/chat/completions", json=streamed, headers=headers
+        ) as stream:
+            assert stream.status_code == 200
+            meanwhile = ask(gateway, secret)
+            body = stream.read()
+        assert body.endswith(b"data: [DONE]\n\n")
+        assert eventually(lambda: ask(gateway, secret).status_code, 200)
+    finally:
+        gateway.stop()
+    assert meanwhile.status_code == 429
+    assert "in flight" in meanwhile.json()["error"]["message"]
+
+
 def test_serve_refuses_an_open_api_on_a_public_bind(sim_pool: Callable[..., Any]) -> None:
     _, path = sim_pool(profiles("good"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITGATE_")}
