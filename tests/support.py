@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -68,18 +69,24 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | N
 
 
 class GatewayProcess:
-    """`bitgate serve` in a subprocess on a free port."""
+    """`bitgate serve` in a subprocess on a free port.
+
+    Its output goes to a file, not a pipe: a gateway writes a log line per request, and a
+    pipe nobody reads would fill up and stall it."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port), *args]
         full_env = {**os.environ, **(env or {})}
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            cmd, cwd=ROOT, env=full_env, stdout=self.output, stderr=subprocess.STDOUT
         )
         try:
             wait_http(self.base_url + "/healthz", proc=self.proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.stop()[-2000:]}") from None
         except BaseException:
             self.stop()
             raise
@@ -93,9 +100,11 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        if self.output.closed:
+            return ""
+        self.output.seek(0)
+        out = self.output.read().decode(errors="replace")
+        self.output.close()
         return out
 
 
