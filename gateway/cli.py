@@ -93,7 +93,7 @@ def serve(args: argparse.Namespace) -> int:
     except (ConfigError, MetagraphError, SettingsError) as exc:
         print(f"bitgate: {exc}", file=sys.stderr)
         return 2
-    install_request_log()
+    install_request_log(args.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

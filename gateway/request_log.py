@@ -118,13 +118,14 @@ def settled(plan: Plan, replies: Sequence[Reply], winner: Reply | None) -> None:
         record.settle(plan, replies, winner)
 
 
-def install_request_log() -> None:
-    """Write request lines to stdout as bare JSON, one per line (for `bitgate serve`)."""
+def install_request_log(level: str = "INFO") -> None:
+    """Write request lines to stdout as bare JSON, one per line (for `bitgate serve`);
+    they are INFO records, so `--log-level warning` turns them off."""
     if any(getattr(h, "bitgate", False) for h in access_logger.handlers):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.bitgate = True  # type: ignore[attr-defined]
     access_logger.addHandler(handler)
-    access_logger.setLevel(logging.INFO)
+    access_logger.setLevel(level.upper())
     access_logger.propagate = False
