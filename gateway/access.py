@@ -160,8 +160,10 @@ class AccessMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI call."""
-        access: Access | None = getattr(scope["app"].state, "access", None)
-        if scope["type"] != "http" or access is None:
+        access: Access | None = None
+        if scope["type"] == "http":
+            access = getattr(scope["app"].state, "access", None)
+        if access is None:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

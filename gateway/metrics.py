@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)
+AUTH_FAILURE_REASONS = ("missing", "unknown", "revoked", "expired")
 REWARD_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -144,6 +145,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for reason in AUTH_FAILURE_REASONS:  # every series from the start: rate() sees the first
+            self.auth_failures.labels(reason)
 
     def observe_miner(self, pool: str, uid: int, status: str, latency_s: float, won: bool) -> None:
         """Count one miner reply: chosen, its outcome and latency, and whether it won."""
