@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench redis-server promtool clean
+.PHONY: install test lint typecheck unit browser demo bench redis-server promtool chromium clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ promtool:
 		echo "installing promtool"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
+# Browser tests drive the system's Chromium by its path (Playwright never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -35,12 +41,16 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy gateway router ranking miners load
 
-test: install redis-server promtool lint typecheck
+test: install redis-server promtool chromium lint typecheck
 	$(VENV)/bin/pytest -q
 
 # The fast tests: one package at a time, in process (some start a miner or two on loopback).
 unit: install redis-server promtool
 	$(VENV)/bin/pytest -q tests/unit
+
+# The chat page and leaderboard in headless Chromium.
+browser: install redis-server chromium
+	$(VENV)/bin/pytest -q tests/browser
 
 demo: install
 	$(VENV)/bin/bitgate demo

@@ -16,6 +16,7 @@ from gateway.api import router
 from gateway.config import ConfigError, Settings
 from gateway.errors import install_error_handlers
 from gateway.metrics import Metrics
+from gateway.pages import router as pages
 from gateway.pipeline import Settler
 from gateway.plan import Planner
 from gateway.pools import ChainAccess, Pool, open_pools
@@ -159,6 +160,7 @@ def create_app(settings: Settings, chain: ChainAccess | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(pages)
     app.add_middleware(AccessMiddleware)
     setup_tracing(app, settings)
     return app

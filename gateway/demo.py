@@ -22,7 +22,8 @@ DEMO_DEADLINE_S = 4.0
 
 def usage(base_url: str) -> str:
     """How to call the demo gateway."""
-    return f"""bitgate demo: gateway on {base_url}, pool model id '{POOL}'
+    return f"""chat page: {base_url}/
+bitgate demo: gateway on {base_url}, pool model id '{POOL}'
 
   curl {base_url}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{{"model": "{POOL}", "messages": [{{"role": "user", "content": "Why is the sky blue?"}}]}}'
@@ -31,7 +32,8 @@ def usage(base_url: str) -> str:
 print(c.chat.completions.create(model='{POOL}', \\
 messages=[{{'role': 'user', 'content': 'Why is the sky blue?'}}]).choices[0].message.content)"
 
-  leaderboard: {base_url}/v1/pools/{POOL}/miners    metrics: {base_url}/metrics
+  leaderboard: {base_url}/leaderboard    as JSON: {base_url}/v1/pools/{POOL}/miners
+  metrics: {base_url}/metrics
 Ctrl-C stops it."""
 
 

@@ -43,6 +43,8 @@ class SimMiner:
         self.profile = profile
         self.rng = rng
         self.requests = 0
+        self.in_flight = 0
+        self.cancelled = 0
         self.capacity = Capacity(profile.capacity, profile.retry_after_s)
         self.verifier: Verifier | None = None
         self._ids = count()
@@ -99,9 +101,15 @@ class SimMiner:
             return web.Response(status=400, body=body, headers=JSON_HEADERS)
         if not self.capacity.try_enter():
             return self.capacity.busy()
+        self.in_flight += 1
         try:
             return await self._answer(request, endpoint, parsed)
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the caller hangs up: the gateway let go.
+            self.cancelled += 1
+            raise
         finally:
+            self.in_flight -= 1
             self.capacity.leave()
 
     async def _answer(

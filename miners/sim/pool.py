@@ -89,6 +89,14 @@ class SimPool:
         """How many completion requests each miner has accepted, by uid."""
         return [miner.requests for miner in self.miners]
 
+    def in_flight(self) -> list[int]:
+        """How many requests each miner is answering now, by uid."""
+        return [miner.in_flight for miner in self.miners]
+
+    def cancelled_counts(self) -> list[int]:
+        """How many requests each miner saw its caller abandon mid-answer, by uid."""
+        return [miner.cancelled for miner in self.miners]
+
     def metagraph(self, name: str = "sim", netuid: int = 1) -> Metagraph:
         """The pool as a metagraph: uid i on port i, incentive decreasing with uid."""
         defaults = default_incentives(len(self.miners))

@@ -25,6 +25,7 @@ Quality = Literal[
     "repetitive",
     "terse",
     "rambling",
+    "hostile",
 ]
 FailureMode = Literal["none", "error", "hang", "malformed", "empty", "drop_stream", "slow_drip"]
 LatencyKind = Literal["fixed", "normal", "lognormal"]

@@ -10,6 +10,7 @@ from miners.sim.profiles import Quality
 from miners.sim.question_bank import QUESTIONS, Question
 
 __all__ = [
+    "HOSTILE",
     "QUESTIONS",
     "REFUSAL",
     "Answer",
@@ -21,6 +22,20 @@ __all__ = [
 ]
 
 REFUSAL = "I'm sorry, but I can't help with that."
+# A reply that tries to run script in whatever renders it: raw HTML, event handlers,
+# `javascript:` links, an image from another origin (loopback, so a test never leaves the host).
+HOSTILE = "\n\n".join(
+    (
+        "Here is a **formatted** answer.",
+        "<script>window.__pwned = 'script'</script>",
+        "<img src=x onerror=\"window.__pwned = 'img'\">",
+        "[click me](javascript:window.__pwned='link')",
+        "<a href=\"javascript:window.__pwned = 'anchor'\">raw link</a>",
+        "<iframe src=\"javascript:window.__pwned = 'iframe'\"></iframe>",
+        '<div onmouseover="window.__pwned = \'div\'" style="position:fixed;inset:0">raw</div>',
+        "![pixel](http://127.0.0.2:9/pixel.png)",
+    )
+)
 REPEATS = 6
 TRUNCATE_AT = 0.55
 TERSE_WORDS = 6
@@ -71,6 +86,8 @@ def answer(prompt: str, quality: Quality) -> Answer:
         return Answer(prompt)
     if quality == "refusal":
         return Answer(REFUSAL)
+    if quality == "hostile":
+        return Answer(HOSTILE)
     key = normalize(prompt)
     index = _BY_PROMPT.get(key)
     if quality == "off_topic":

@@ -28,7 +28,7 @@ from miners.sim.profiles import (
     build_mix,
     load_profiles,
 )
-from miners.sim.questions import QUESTIONS, REFUSAL, answer, find_question
+from miners.sim.questions import HOSTILE, QUESTIONS, REFUSAL, answer, find_question
 from miners.sim.wire import split_pieces
 from router.metagraph import Metagraph, load_metagraph
 from tests.support import ROOT
@@ -154,6 +154,7 @@ async def test_each_quality_answers_as_described(
         "empty": "",
         "echo": QUESTION.prompt,
         "refusal": REFUSAL,
+        "hostile": HOSTILE,
     }
     if quality in expected:
         assert content == expected[quality] and finish == "stop"
@@ -170,6 +171,24 @@ async def test_each_quality_answers_as_described(
     else:
         sentence = QUESTION.good.split(". ")[0] + "."
         assert content.count(sentence) >= 3
+
+
+async def test_a_miner_counts_the_requests_its_caller_abandons(
+    client: aiohttp.ClientSession,
+) -> None:
+    async with await one_miner(latency=60_000) as pool:
+        asking = asyncio.ensure_future(post(client, pool.urls[0] + CHAT, chat_body(), limit_s=30))
+        for _ in range(200):
+            if pool.in_flight() == [1]:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.in_flight() == [1] and pool.cancelled_counts() == [0]
+        asking.cancel()
+        for _ in range(200):
+            if pool.cancelled_counts() == [1]:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.cancelled_counts() == [1] and pool.in_flight() == [0]
 
 
 def test_prompt_match_ignores_case_and_spaces() -> None:
