@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit browser demo bench redis-server promtool chromium clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench redis-server promtool chromium clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ browser: install redis-server chromium
 
 demo: install
 	$(VENV)/bin/bitgate demo
+
+# The README's screenshots of the chat page and leaderboard, from a demo run.
+screenshots: install chromium
+	$(PY) -m tests.browser.screenshots --out docs
 
 bench: install
 	$(PY) -m load.bench.gateway --out load/BENCHMARKS.md

@@ -21,6 +21,7 @@ CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-dev-shm-usage",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -85,7 +86,9 @@ def _write_pools(workdir: Path, pools: dict[str, SimPool]) -> Path:
     return pools_file
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: while Playwright's sync driver lives, its event loop counts as
+# running in this thread, and the async tests of other folders could not start theirs.
+@pytest.fixture(scope="package")
 def site(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """One gateway, with API keys, over one sim pool per situation."""
     pools: dict[str, SimPool] = {}
@@ -104,14 +107,14 @@ def site(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> I
             loop_thread.run(pool.stop())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     """Playwright's driver."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Headless Chromium from the system, never a downloaded one."""
     path = chromium_path()
