@@ -69,6 +69,7 @@ function askForKey(reason) {
   const input = dialog.querySelector("input");
   dialog.querySelector(".key-reason").textContent = reason;
   input.value = "";
+  dialog.returnValue = "";
   return new Promise((resolve) => {
     dialog.addEventListener(
       "close",

@@ -24,6 +24,7 @@ const COLUMNS = [
 
 const state = { pool: "", rows: [], sort: { key: "score", descending: true }, history: new Map() };
 let timer = null;
+let generation = 0;
 
 function compare(a, b) {
   const { key, descending } = state.sort;
@@ -100,18 +101,32 @@ function remember(rows) {
 async function refresh() {
   clearTimeout(timer);
   if (!state.pool) return;
+  const mine = ++generation;
   try {
     const board = await getJSON(`/v1/pools/${encodeURIComponent(state.pool)}/miners`);
+    if (mine !== generation) return; // a newer refresh (another pool) took over
     state.rows = Array.isArray(board.data) ? board.data : [];
     remember(state.rows);
     showTable();
     $("updated").textContent = `${state.rows.length} miners · updated ${new Date().toLocaleTimeString()}`;
     $("notice").hidden = true;
   } catch (error) {
-    $("notice").hidden = false;
-    $("notice").textContent = error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`;
+    if (mine !== generation) return;
+    // Without a key, stop asking every few seconds: the person retries when they have one.
+    showError(error, error.status === 401 ? refresh : null);
+    if (error.status === 401) return;
   }
   timer = setTimeout(refresh, REFRESH_MS);
+}
+
+function showError(error, retry) {
+  $("notice").hidden = false;
+  $("notice").textContent = error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`;
+  if (retry) {
+    const again = element("button", { type: "button" }, "Retry");
+    again.addEventListener("click", retry);
+    $("notice").append(" ", again);
+  }
 }
 
 async function start() {
@@ -121,20 +136,19 @@ async function start() {
     state.pool = names.includes(params.get("pool")) ? params.get("pool") : names[0] ?? "";
     $("pool").value = state.pool;
   } catch (error) {
-    $("notice").hidden = false;
-    $("notice").textContent = error instanceof ApiError ? error.message : String(error);
+    showError(error, start);
     return;
   }
-  $("pool").addEventListener("change", () => {
-    state.pool = $("pool").value;
-    state.history.clear();
-    state.rows = [];
-    const url = new URL(location.href);
-    url.searchParams.set("pool", state.pool);
-    history.replaceState(null, "", url);
-    refresh();
-  });
   refresh();
 }
 
+$("pool").addEventListener("change", () => {
+  state.pool = $("pool").value;
+  state.history.clear();
+  state.rows = [];
+  const url = new URL(location.href);
+  url.searchParams.set("pool", state.pool);
+  history.replaceState(null, "", url);
+  refresh();
+});
 start();
