@@ -113,11 +113,14 @@ def test_errors_read_plainly_and_the_page_recovers(tab: Tab, site: Site) -> None
     open_chat(page, site, "nobody")
     page.evaluate("window.sameDocument = true")
     ask(page, QUESTION)
-    expect(last_reply(page).locator(".error")).to_contain_text("No miner can take a request now.")
+    expect(last_reply(page).locator(".error")).to_have_text(
+        "No miner of pool 'nobody' can take a request now."
+    )
 
     page.select_option("#pool", "dead")
     ask(page, QUESTION)
-    expect(last_reply(page).locator(".error")).to_contain_text("The deadline passed")
+    deadline = last_reply(page).locator(".error")
+    expect(deadline).to_contain_text("No miner answered before the deadline")
 
     page.select_option("#pool", "sim")
     ask(page, QUESTION)

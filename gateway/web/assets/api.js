@@ -56,8 +56,11 @@ export async function errorOf(response) {
   } catch {
     // Not JSON (a proxy in between, say): the status is all there is.
   }
+  // The gateway's own message says what happened; the hint stands in when there is none, and
+  // leads for a refused key or a rate limit, where the message alone reads like a protocol note.
   const hint = HINTS[response.status] || `The gateway answered ${response.status}.`;
-  let text = message ? `${hint} ${message}` : hint;
+  let text = message || hint;
+  if (message && (response.status === 401 || response.status === 429)) text = `${hint} ${message}`;
   const retry = response.headers.get("Retry-After");
   if (response.status === 429 && retry) text += ` Try again in ${retry} s.`;
   return new ApiError(text, response.status, code);
