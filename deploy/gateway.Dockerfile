@@ -13,7 +13,8 @@ COPY gateway ./gateway
 COPY router ./router
 COPY ranking ./ranking
 COPY miners ./miners
-COPY load ./load
+# No load tests (`load/`, the `load` extra). miners/sim stays: the compose stack and the dev
+# overlay run their simulated pool from this image (`bitgate miner sim`); serving never imports it.
 # As the Makefile does: the model package without its (torch) dependencies, then the ONNX
 # build into BITGATE_CACHE_DIR (written 0600 by mkstemp, hence the chmod for the runtime user).
 # /var/lib/bitgate belongs to the runtime user, so a volume mounted there (the compose stack's

@@ -1,138 +1,148 @@
-"""The `bitgate` command: `serve`, `demo`, and the programs that live beside the gateway."""
+"""The `bitgate` command: one argparse tree whose subcommands are imported only when used.
+
+Each row of `COMMANDS` names a command (its words), the module that defines it, and a line of
+help. The module has `register(parser)`: it adds its arguments (or its own subcommands) to
+`parser` and sets `run`, a function of the parsed arguments that returns the exit status.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
-from gateway.config import ConfigError, Settings
-from router.metagraph import MetagraphError, describe_validation_error, load_metagraph
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One `bitgate` subcommand, or a group whose module adds its own subcommands."""
 
-# Subcommands owned by other programs, imported only when used: words → module with main(argv).
-# The longest matching prefix wins; `subnet simulate` drives gateways, so it lives here.
-PROGRAMS = {
-    ("miner",): "miners.cli",
-    ("subnet",): "router.subnet.cli",
-    ("subnet", "simulate"): "gateway.simulate",
-    ("load",): "load.cli",
-    ("eval",): "ranking.cli",
-    ("keys",): "gateway.keys_cli",
+    words: tuple[str, ...]
+    module: str
+    help: str
+    default: bool = False  # run when the group is given arguments that name no subcommand
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(("serve",), "gateway.serve", "serve one pool (--metagraph) or several (--pools)"),
+    Command(("demo",), "gateway.demo", "a simulated miner pool with a gateway in front"),
+    Command(("miner",), "miners.cli", "miner programs: sim, serve, keygen"),
+    Command(("load", "run"), "load.run_cli", "load a gateway or a pool; write a report", True),
+    Command(("load", "compare"), "load.compare", "two report.json files side by side"),
+    Command(("load", "capacity"), "load.capacity_cli", "the highest rate that meets an objective"),
+    Command(("load", "bench"), "load.bench.gateway", "the benchmark suite (BENCHMARKS.md)"),
+    Command(("load", "clients"), "load.bench.clients", "fan-out throughput of HTTP clients"),
+    Command(("subnet", "epoch"), "router.subnet.cli", "one Yuma Consensus epoch over a file"),
+    Command(("subnet", "simulate"), "gateway.simulate", "validators and miners through epochs"),
+    Command(("eval", "ranking"), "ranking.cli", "rankers' accuracy and latency on the eval set"),
+    Command(("keys",), "gateway.keys_cli", "API keys, their limits and usage (Redis)"),
+)
+# Top-level packages of the optional extras, and the extra that installs each.
+EXTRAS = {"matplotlib": "load", "hdrh": "load", "locust": "locust", "bittensor": "chain"}
+GROUPS = {
+    "load": "load runs, comparisons, capacity searches and the benchmarks",
+    "subnet": "subnet calculations and simulations",
+    "eval": "evaluations",
 }
-ROUTING_FLAGS = ("top_k", "sample", "strategy", "ranker", "timeout_s", "explore", "miner_model")
 
 
-def _serve_parser(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="serve one pool (--metagraph) or several (--pools)")
-    source = serve.add_mutually_exclusive_group()
-    source.add_argument("--metagraph", help="metagraph JSON file of one pool")
-    source.add_argument("--pools", help="pools file (YAML or JSON) of several pools")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8000)")
-    serve.add_argument("--redis-url", help="Redis URL shared by replicas (default: in memory)")
-    serve.add_argument("--top-k", type=int, help="miners considered, by incentive (default 10)")
-    serve.add_argument("--sample", type=int, help="miners asked per request (default: top-k)")
-    serve.add_argument("--strategy", choices=["best_of", "race"], help="default best_of")
-    serve.add_argument("--ranker", help="ranker name (default blend)")
-    serve.add_argument("--timeout-s", type=float, help="per-request deadline (default 20)")
-    serve.add_argument("--explore", type=float, help="uniform share of the draw (default 0.2)")
-    serve.add_argument("--miner-model", help="model id sent to miners (default: none)")
-    serve.add_argument("--seed", type=int, help="seed of the miner sampling")
-    serve.add_argument("--log-level", default="info")
+class UsageError(Exception):
+    """Arguments the parser refuses: one line for stderr."""
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from `BITGATE_*` variables, overridden by the flags given."""
-    flags = {k: v for k, v in vars(args).items() if v is not None}
-    routing = {k: flags.pop(k) for k in ROUTING_FLAGS if k in flags}
-    top = {
-        k: flags[k]
-        for k in ("metagraph", "pools", "host", "port", "redis_url", "seed")
-        if k in flags
-    }
-    settings = Settings(**top)
-    if routing:
-        merged = settings.routing.model_dump() | routing
-        settings.routing = type(settings.routing).model_validate(merged)
-    return settings
+class Parser(argparse.ArgumentParser):
+    """An argument parser that raises instead of printing its usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the parse error, prefixed with the command, as a `UsageError`."""
+        raise UsageError(f"{self.prog}: error: {message}")
 
 
-def _check_sources(settings: Settings) -> None:
-    """Fail early, with one line, on a bad pools file or metagraph (unless Redis may help)."""
-    for config in settings.pool_configs():
-        if config.metagraph is None:  # a chain pool: synced in the background
-            continue
-        try:
-            load_metagraph(config.metagraph)
-        except MetagraphError:
-            if not settings.redis_url:
-                raise
+class MissingExtra(Exception):
+    """A command needs an optional extra that is not installed: one line for stderr."""
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the gateway under uvicorn with uvloop and httptools."""
-    import uvicorn
+class Registrar(Protocol):
+    """What a command's module offers: `register(parser)`."""
 
-    from gateway.app import create_app
-    from gateway.auth import check_exposure
-    from gateway.request_log import install_request_log
+    def register(self, parser: argparse.ArgumentParser) -> None: ...  # pragma: no cover
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+def _wanted(command: Command, argv: Sequence[str] | None) -> bool:
+    """Whether the command's module is needed to parse `argv` (None: every module)."""
+    if argv is None:
+        return True
+    words = [word for word in argv if not word.startswith("-")][: len(command.words)]
+    return tuple(words) == command.words
+
+
+def _subparsers(parser: argparse.ArgumentParser, title: str) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    return parser.add_subparsers(dest=title, required=True, metavar="COMMAND", parser_class=Parser)
+
+
+def _load(command: Command) -> Registrar:
+    """The command's module; `MissingExtra` when it needs an extra that is not installed."""
     try:
-        settings = settings_from(args)
-        check_exposure(settings)
-        _check_sources(settings)
-    except ValidationError as exc:
-        print(f"bitgate: bad settings: {describe_validation_error(exc)}", file=sys.stderr)
-        return 2
-    except (ConfigError, MetagraphError, SettingsError) as exc:
-        print(f"bitgate: {exc}", file=sys.stderr)
-        return 2
-    install_request_log(args.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=args.log_level,
-    )
-    return 0
+        module: Registrar = importlib.import_module(command.module)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        name = " ".join(command.words)
+        raise MissingExtra(
+            f"bitgate {name} needs the '{extra}' extra: pip install 'bitgate[{extra}]'"
+        ) from None
+    return module
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser; other programs' subcommands are listed but parsed by them."""
-    parser = argparse.ArgumentParser(prog="bitgate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _serve_parser(sub)
-    demo = sub.add_parser("demo", help="a simulated miner pool with a gateway in front")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--miners", type=int, default=8)
-    for words in PROGRAMS:
-        if len(words) == 1:
-            sub.add_parser(words[0], help=f"see `bitgate {words[0]} --help`", add_help=False)
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `bitgate` parser, with the modules `argv` needs registered (None: all of them)."""
+    parser = Parser(prog="bitgate", description="A query-routing gateway for miner pools.")
+    top = _subparsers(parser, "command")
+    groups: dict[str, argparse._SubParsersAction] = {}  # type: ignore[type-arg]
+    for command in COMMANDS:
+        head, *rest = command.words
+        if rest:
+            if head not in groups:
+                group = top.add_parser(head, help=GROUPS[head], description=GROUPS[head])
+                groups[head] = _subparsers(group, f"{head}_command")
+            leaf = groups[head].add_parser(rest[0], help=command.help, description=command.help)
+        else:
+            leaf = top.add_parser(head, help=command.help, description=command.help)
+        if _wanted(command, argv):
+            _load(command).register(leaf)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `bitgate` command."""
-    argv = sys.argv[1:] if argv is None else argv
-    for words in sorted(PROGRAMS, key=len, reverse=True):
-        if tuple(argv[: len(words)]) == words:
-            program = importlib.import_module(PROGRAMS[words])
-            return int(program.main(argv[len(words) :]))
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from gateway.demo import run_demo
+def with_default(argv: list[str]) -> list[str]:
+    """`argv` with a group's default subcommand put in when the words name none."""
+    for command in COMMANDS:
+        group = command.words[:-1]
+        if not command.default or tuple(argv[: len(group)]) != group:
+            continue
+        rest = argv[len(group) :]
+        names = {c.words[-1] for c in COMMANDS if c.words[:-1] == group}
+        if rest and rest[0] not in names and rest[0] not in ("-h", "--help"):
+            return [*group, command.words[-1], *rest]
+    return argv
 
-        return run_demo(port=args.port, miners=args.miners)
-    return serve(args)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bitgate` command; returns the exit status."""
+    words = with_default(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = build_parser(words).parse_args(words)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except MissingExtra as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    return int(args.run(args))
 
 
 if __name__ == "__main__":

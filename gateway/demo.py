@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import socket
@@ -18,6 +19,17 @@ from miners.sim.profiles import build_mix
 
 POOL = "sim"
 DEMO_DEADLINE_S = 4.0
+DEMO_MINERS = 8
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """`bitgate demo` flags."""
+    port = Settings.model_fields["port"].default
+    parser.add_argument("--port", type=int, default=port, help=f"gateway port (default {port})")
+    parser.add_argument(
+        "--miners", type=int, default=DEMO_MINERS, help=f"sim miners (default {DEMO_MINERS})"
+    )
+    parser.set_defaults(run=lambda args: run_demo(port=args.port, miners=args.miners))
 
 
 def usage(base_url: str) -> str:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -30,11 +29,11 @@ def _days(text: str) -> float:
     return value
 
 
-def add_parser(subparsers: Any) -> None:
-    """Add `keys` and its subcommands to the `bitgate` parser."""
-    keys = subparsers.add_parser("keys", help="API keys, their limits and usage (Redis)")
+def register(keys: argparse.ArgumentParser) -> None:
+    """`bitgate keys` and its subcommands `create`, `list`, `revoke` and `usage`."""
     keys.add_argument("--redis-url", help="default: BITGATE_REDIS_URL")
-    sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys.set_defaults(run=run)
+    sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     create = sub.add_parser("create", help="a new key; its secret is the last line printed")
     create.add_argument("--name", required=True)
     create.add_argument("--rpm", type=_positive, help="requests per minute")
@@ -160,10 +159,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"bitgate keys: Redis at {url} is unreachable: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: list[str]) -> int:
-    """`bitgate keys …` on its own."""
-    parser = argparse.ArgumentParser(prog="bitgate")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(["keys", *argv]))

@@ -203,9 +203,9 @@ async def simulate(
         await sims.stop()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def register(parser: argparse.ArgumentParser) -> None:
     """`bitgate subnet simulate` options."""
-    parser = argparse.ArgumentParser(prog="bitgate subnet simulate", description=__doc__)
+    parser.description = __doc__
     parser.add_argument("--miners", type=int, default=8, help="sim miners (default 8)")
     parser.add_argument("--validators", type=int, default=2, help="honest validators (2)")
     parser.add_argument("--dishonest", type=int, default=1, help="dishonest validators (1)")
@@ -217,12 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--png", type=Path, help="write the plot here (needs matplotlib)")
     parser.add_argument("--json", type=Path, help="write every epoch's numbers here")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
-    return parser
+    parser.set_defaults(run=run)
 
 
-def main(argv: list[str]) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the simulation, print each epoch and a summary, write the PNG and JSON if asked."""
-    args = build_parser().parse_args(argv)
     config = SimulationConfig(
         miners=args.miners,
         honest=args.validators,
@@ -246,5 +245,5 @@ def main(argv: list[str]) -> int:
         if plot(history, args.png):
             print(f"plot: {args.png}")
         else:
-            print("no plot: matplotlib is missing (pip install 'bitgate[plot]')", file=sys.stderr)
+            print("no plot: matplotlib is missing (pip install 'bitgate[load]')", file=sys.stderr)
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from load.scenario import MAX_RATE, Scenario, ScenarioError
 from load.targets import Target, TargetError, resolve
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The capacity command's arguments."""
-    parser = argparse.ArgumentParser(prog="bitgate load capacity", description=__doc__)
+def register(parser: argparse.ArgumentParser) -> None:
+    """`bitgate load capacity` arguments."""
     add_scenario_flags(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder for capacity.json/.png")
     parser.add_argument("--start", type=float, default=10.0, help="first rate, req/s")
@@ -40,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-miners", type=int, default=16, help="a pool: search this many miners, by uid"
     )
-    return parser
+    parser.set_defaults(run=capacity)
 
 
 def step_scenario(base: Scenario, rate: float, seconds: float) -> Scenario:
@@ -138,9 +136,8 @@ def summary_lines(searches: list[Search], objective: Objective) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def capacity(args: argparse.Namespace) -> int:
     """Run the search and write capacity.json and capacity.png."""
-    args = build_parser().parse_args(argv)
     try:
         base = scenario_from(args)
         objective = Objective(args.p99_ms, args.error_budget)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +84,16 @@ def render(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print (and optionally write) the comparison of two reports."""
-    parser = argparse.ArgumentParser(prog="bitgate load compare", description=__doc__)
+def register(parser: argparse.ArgumentParser) -> None:
+    """`bitgate load compare` arguments."""
     parser.add_argument("a", type=Path, help="report.json of run A (or its folder)")
     parser.add_argument("b", type=Path, help="report.json of run B (or its folder)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=compare)
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Print (and optionally write) the comparison of two reports."""
     paths = [p / "report.json" if p.is_dir() else p for p in (args.a, args.b)]
     try:
         a, b = (report.read(p) for p in paths)

@@ -84,17 +84,14 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
     return parse_scenario({k: v for k, v in fields.items() if v is not None}, "flags")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The run command's arguments."""
-    parser = argparse.ArgumentParser(
-        prog="bitgate load", description="Load a gateway or every miner of a pool; write a report."
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """`bitgate load [run]` arguments."""
     add_scenario_flags(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder for report.json and plots")
     parser.add_argument("--no-plots", action="store_true", help="report.json only")
     parser.add_argument("--watch", action="append", default=[], metavar="NAME=PID",
                         help="also report this process's CPU seconds (repeatable)")  # fmt: skip
-    return parser
+    parser.set_defaults(run=run)
 
 
 def parse_watch(items: Sequence[str]) -> dict[str, int]:
@@ -126,9 +123,8 @@ def _loop_run(scenario: Scenario, watch: dict[str, int]) -> RunResult:
     return uvloop.run(run_scenario(scenario, watch))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run a scenario and write its report; 2 on a bad scenario or target."""
-    args = build_parser().parse_args(argv)
     try:
         scenario = scenario_from(args)
         watch = parse_watch(args.watch)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from miners.epistula_verify import DEFAULT_WINDOW_S
 from miners.keys import HotkeyError, is_ss58, load_hotkey_file, new_keypair, write_hotkey_file
-from miners.serve_cli import UsageError, add_serve_parser, serve_main
+from miners.serve_cli import UsageError, add_serve_parser
 from miners.signers import SignerPolicy
 from miners.sim.pool import start_pool
 from miners.sim.profiles import MIXES, MinerProfile, ProfileError, build_mix, fill, load_profiles
@@ -19,10 +19,9 @@ from miners.sim.profiles import MIXES, MinerProfile, ProfileError, build_mix, fi
 DEFAULT_COUNT = 10
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `miner` command's argument parser."""
-    parser = argparse.ArgumentParser(prog="bitgate miner", description="Miner programs.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def register(parser: argparse.ArgumentParser) -> None:
+    """`bitgate miner`: its subcommands `sim`, `serve` and `keygen`."""
+    commands = parser.add_subparsers(dest="miner_command", required=True, metavar="COMMAND")
     sim = commands.add_parser("sim", help="run a simulated miner pool on loopback ports")
     sim.add_argument(
         "--count", type=int, help=f"number of miners (default {DEFAULT_COUNT}, or the file's)"
@@ -48,10 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-hotkey", action="append", default=[], metavar="SS58", help="allowed signer"
     )
     sim.add_argument("--epistula-window-s", type=float, default=DEFAULT_WINDOW_S)
+    sim.set_defaults(run=sim_main)
     add_serve_parser(commands)
     keygen = commands.add_parser("keygen", help="write a new hotkey file (btcli's format)")
     keygen.add_argument("path", type=Path, help="file to write; an existing file is kept")
-    return parser
+    keygen.set_defaults(run=keygen_main)
 
 
 def choose_profiles(args: argparse.Namespace) -> list[MinerProfile]:
@@ -116,30 +116,25 @@ def check_sim_signers(args: argparse.Namespace) -> None:
         raise UsageError(f"--allow-hotkey {bad[0]!r} is not an SS58 address")
 
 
-def keygen(path: Path) -> int:
+def keygen_main(args: argparse.Namespace) -> int:
     """Write a new hotkey file and print its SS58 address (never its secret)."""
-    write_hotkey_file(path, new_keypair())
-    print(load_hotkey_file(path).ss58_address)
+    try:
+        write_hotkey_file(args.path, new_keypair())
+        print(load_hotkey_file(args.path).ss58_address)
+    except (HotkeyError, OSError) as exc:
+        print(f"bitgate miner keygen: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """Run a `miner` subcommand; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return serve_main(args)
+def sim_main(args: argparse.Namespace) -> int:
+    """Run `miner sim` until SIGINT or SIGTERM; returns the exit status."""
     try:
-        if args.command == "keygen":
-            return keygen(args.path)
         check_sim_signers(args)
         profiles = choose_profiles(args)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(run_sim(args, profiles))
     except (ProfileError, HotkeyError, UsageError, OSError) as exc:
-        print(f"bitgate miner {args.command}: error: {exc}", file=sys.stderr)
+        print(f"bitgate miner sim: error: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -59,6 +59,7 @@ def add_serve_parser(commands: Any) -> None:
     serve.add_argument("--retry-after-s", type=float, default=1.0)
     serve.add_argument("--timeout-s", type=float, default=60.0, help="per-request deadline")
     serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=serve_main)
 
 
 def build_policy(args: argparse.Namespace) -> SignerPolicy:

@@ -39,11 +39,8 @@ EXTRA_BLENDS: dict[str, Any] = {
 _SPECS = TypeAdapter(dict[str, RankerSpec])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """`bitgate eval ...` arguments."""
-    parser = argparse.ArgumentParser(prog="bitgate eval", description=__doc__)
-    sub = parser.add_subparsers(dest="what", required=True)
-    ranking = sub.add_parser("ranking", help="evaluate rankers on the labelled set")
+def register(ranking: argparse.ArgumentParser) -> None:
+    """`bitgate eval ranking` arguments."""
     ranking.add_argument(
         "--ranker", action="append", help="ranker name (repeatable; default: the usual set)"
     )
@@ -56,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     ranking.add_argument("--by-kind", action="store_true", help="also show losses by reply kind")
     ranking.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ranking.add_argument("--fp32", action="store_true", help="the embedding model unquantised")
-    return parser
+    ranking.set_defaults(run=lambda args: asyncio.run(run(args)))
 
 
 def load_specs(path: Path | None) -> dict[str, RankerSpec]:
@@ -152,13 +149,3 @@ def _as_dict(report: Report) -> dict[str, Any]:
         "fallbacks": report.fallbacks,
         "losses_by_kind": {k: round(report.loss_rate(k), 4) for k in WORSE_KINDS},
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `bitgate eval`."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return asyncio.run(run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -259,14 +259,24 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start an instant sim pool, compare the clients, print the table."""
-    parser = argparse.ArgumentParser(prog="python -m load.bench.clients", description=__doc__)
+def register(parser: argparse.ArgumentParser) -> None:
+    """The comparison's arguments (`bitgate load clients`, `python -m load.bench.clients`)."""
     parser.add_argument("--miners", type=int, default=10, help="instant sim miners")
     parser.add_argument("--concurrency", type=int, default=16, help="closed-loop workers")
     parser.add_argument("--warmup-s", type=float, default=1.0)
     parser.add_argument("--duration-s", type=float, default=5.0)
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m load.bench.clients`: the same as `bitgate load clients`."""
+    parser = argparse.ArgumentParser(prog="python -m load.bench.clients", description=__doc__)
+    register(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start an instant sim pool, compare the clients, print the table."""
     with (
         tempfile.TemporaryDirectory(prefix="bitgate-bench-") as workdir,
         sim_pool(Path(workdir), args.miners) as pool,

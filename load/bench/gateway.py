@@ -168,9 +168,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The benchmark's arguments."""
-    parser = argparse.ArgumentParser(prog="python -m load.bench.gateway", description=__doc__)
+def register(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's arguments (`bitgate load bench`, `python -m load.bench.gateway`)."""
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup-s", type=float, default=2.0)
@@ -199,18 +198,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(tempfile.gettempdir()) / "bitgate-gateway-profile.txt",
         help="where py-spy's raw stacks go",
     )
-    return parser
+    parser.set_defaults(run=bench, command_line=None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark, print the report, and write it to `--out`."""
-    parser = build_parser()
+    """`python -m load.bench.gateway`: the same as `bitgate load bench`."""
+    parser = argparse.ArgumentParser(prog="python -m load.bench.gateway", description=__doc__)
+    register(parser)
     args = parser.parse_args(argv)
+    flags = sys.argv[1:] if argv is None else list(argv)
+    args.command_line = shlex.join(["python", "-m", "load.bench.gateway", *flags])
+    return bench(args)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the report, and write it to `--out`."""
     if args.concurrency < 1 or args.duration_s <= 0 or args.warmup_s < 0:
-        parser.error("--concurrency and --duration-s must be positive, --warmup-s not negative")
+        print("bench: --concurrency and --duration-s must be positive, --warmup-s not negative")
+        return 2
     # SIGTERM unwinds like Ctrl-C, so every child process is stopped on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    command = shlex.join(["python", "-m", "load.bench.gateway", *(argv or sys.argv[1:])])
+    command = args.command_line or shlex.join(["bitgate", *sys.argv[1:]])
     try:
         report = run_report(args, command)
     except (ProcessError, subprocess.SubprocessError) as exc:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,28 +20,15 @@ class UsageError(Exception):
     """Bad arguments or a bad input file: one line for stderr."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser that raises instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        """Raise the parse error as a `UsageError`."""
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `subnet` command line: `epoch FILE [--emission E]`."""
-    parser = _Parser(prog="bitgate subnet", description="Subnet calculations.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
-        "epoch",
-        help="run one Yuma Consensus epoch over a JSON file of stake and weights",
-        description='FILE: {"yuma_version": 2|3, "validator_stake": [...], '
-        '"weights": [[...], ...], "bonds": optional}, one row of raw set_weights '
-        "integers per validator, over the miners.",
+def register(parser: argparse.ArgumentParser) -> None:
+    """`bitgate subnet epoch FILE [--emission E]`."""
+    parser.description = (
+        'FILE: {"yuma_version": 2|3, "validator_stake": [...], "weights": [[...], ...], '
+        '"bonds": optional}, one row of raw set_weights integers per validator, over the miners.'
     )
-    run.add_argument("file", type=Path, help="JSON file with validator_stake and weights")
-    run.add_argument("--emission", type=float, default=1.0, help="the pot to split (default 1)")
-    return parser
+    parser.add_argument("file", type=Path, help="JSON file with validator_stake and weights")
+    parser.add_argument("--emission", type=float, default=1.0, help="the pot to split (default 1)")
+    parser.set_defaults(run=run)
 
 
 def load_epoch_file(path: Path) -> dict[str, Any]:
@@ -106,19 +93,12 @@ def run_epoch(path: Path, emission: float) -> dict[str, Any]:
     return epoch_report(result, version)
 
 
-def main(argv: list[str]) -> int:
-    """Run `bitgate subnet ARGS`; prints JSON to stdout, or one error line to stderr (exit 2)."""
+def run(args: argparse.Namespace) -> int:
+    """Print one epoch's results as JSON, or one error line to stderr (exit 2)."""
     try:
-        args = build_parser().parse_args(argv)
         report = run_epoch(args.file, args.emission)
     except UsageError as exc:
-        print(f"bitgate subnet: error: {exc}", file=sys.stderr)
+        print(f"bitgate subnet epoch: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else 0
     print(json.dumps(report))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

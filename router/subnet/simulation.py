@@ -84,7 +84,7 @@ def summary(history: History) -> str:
 
 def plot(history: History, path: Path) -> bool:
     """Incentive per miner and dividends per validator by epoch, as a PNG; False without
-    matplotlib (`pip install 'bitgate[plot]'`)."""
+    matplotlib (`pip install 'bitgate[load]'`)."""
     try:
         import matplotlib
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from load import cli
+from gateway.cli import main as bitgate
 from miners.sim.pool import SimPool
 from tests.support import ROOT, GatewayProcess, profiles
 
@@ -54,7 +54,7 @@ def test_a_pool_directly_with_failures_and_streams(sim_pool: StartPool, tmp_path
         "--target", str(metagraph), "--concurrency", "4", "--requests", "90",
         "--duration", "5", "--stream", "0.5", "--prompts", "mixed", "--out", str(out),
     ]  # fmt: skip
-    assert cli.main(argv) == 0
+    assert bitgate(["load", *argv]) == 0
     document = read(out)
     assert_counts_add_up(document)
     s = document["summary"]
@@ -80,13 +80,13 @@ def test_a_gateway_open_loop_then_compare_and_capacity(
             "--duration", "1.5", "--warmup", "0.5", "--stream", "0.5", "--out", str(out),
             "--bitgate", '{"strategy": "best_of"}',
         ]  # fmt: skip
-        assert cli.main(argv) == 0
+        assert bitgate(["load", *argv]) == 0
         capacity = tmp_path / "cap"
         argv = [
             "capacity", "--target", url, "--model", "sim", "--start", "10", "--factor", "2",
             "--max-rate", "20", "--step-s", "0.5", "--refine", "0", "--out", str(capacity),
         ]  # fmt: skip
-        assert cli.main(argv) == 0
+        assert bitgate(["load", *argv]) == 0
     finally:
         gateway.stop()
     document = read(out)
@@ -110,7 +110,7 @@ def test_a_gateway_open_loop_then_compare_and_capacity(
     assert (capacity / "capacity.png").read_bytes()[:8] == PNG
 
     capsys.readouterr()
-    assert cli.main(["compare", str(out), str(out / "report.json")]) == 0
+    assert bitgate(["load", "compare", str(out), str(out / "report.json")]) == 0
     table = capsys.readouterr().out
     assert "| requests | 59 | 59 | 1.00x |" in table and "latency p99 ms" in table
 

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from miners.cli import main
+from gateway.cli import main
 from miners.epistula import Signer
 from miners.keys import new_keypair
 from miners.signers import SignerPolicy
@@ -166,7 +166,17 @@ def test_256_verifying_miners_start_and_stay_small(tmp_path: Path) -> None:
     validator = new_keypair()
     out = tmp_path / "pool.json"
     command = [
-        *(sys.executable, "-m", "miners.cli", "sim", "--count", "256", "--mix", "instant"),
+        *(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "miner",
+            "sim",
+            "--count",
+            "256",
+            "--mix",
+            "instant",
+        ),
         *("--metagraph-out", str(out), "--name", "big"),
         *("--verify-epistula", "--allow-hotkey", validator.ss58_address),
     ]
@@ -193,7 +203,7 @@ def test_256_verifying_miners_start_and_stay_small(tmp_path: Path) -> None:
 
 
 def test_cli_verify_needs_an_allowed_signer(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sim", "--count", "1", "--verify-epistula"]) == 1
+    assert main(["miner", "sim", "--count", "1", "--verify-epistula"]) == 1
     assert "--allow-hotkey" in capsys.readouterr().err
-    assert main(["sim", "--verify-epistula", "--allow-hotkey", "5Sim"]) == 1
+    assert main(["miner", "sim", "--verify-epistula", "--allow-hotkey", "5Sim"]) == 1
     assert "not an SS58" in capsys.readouterr().err

@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from gateway.cli import build_parser as gateway_parser
-from miners.cli import build_parser as miner_parser
 from tests.unit.deploy.manifests import (
     DEPLOY,
     PENDING_SETTINGS,
@@ -94,8 +93,8 @@ def test_gateways_serve_the_sim_pools_metagraph_with_keys_required(
 ) -> None:
     services = stack["services"]
     sim = services["sim"]
-    sim_args = miner_parser().parse_args(sim["command"][2:])
-    assert sim["command"][:3] == ["bitgate", "miner", "sim"] and sim_args.command == "sim"
+    sim_args = gateway_parser().parse_args(sim["command"][1:])
+    assert sim["command"][:3] == ["bitgate", "miner", "sim"] and sim_args.miner_command == "sim"
     written = PurePosixPath(str(sim_args.metagraph_out))
     sim_volume = dict(host_path(v) for v in sim["volumes"])
     for name in GATEWAYS:

@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from gateway.cli import build_parser
 from gateway.config import load_pools_file
-from miners.cli import build_parser as miner_parser
 from tests.unit.deploy.manifests import DASHBOARD, DEPLOY, K8S, kustomize_command, render
 
 # The oldest Kubernetes the manifests are for (native sidecars, used by the dev overlay: 1.29).
@@ -213,7 +213,7 @@ def test_dev_runs_without_secrets_in_front_of_its_sim_sidecar(tmp_path: Path) ->
     assert not [v for v in spec["volumes"] if "secret" in v]
     (sim,) = spec["initContainers"]
     assert sim["restartPolicy"] == "Always"
-    args = miner_parser().parse_args(sim["command"][2:])
+    args = build_parser().parse_args(sim["command"][1:])
     assert ipaddress.ip_address(args.host) in ipaddress.ip_network(
         env["BITGATE_AXON_ALLOW"]["value"]
     )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from miners.cli import build_parser
+from gateway.cli import build_parser
 from miners.keys import is_ss58, new_keypair
 from miners.vllm_launch import VllmOptions, build_command
 from tests.support import ROOT, dockerfile_instructions
@@ -49,7 +49,7 @@ def test_required_variables_are_named_when_missing() -> None:
 
 def test_miner_command_parses_and_points_at_the_vllm_service(services: dict[str, Any]) -> None:
     vllm, miner = services["vllm"], services["miner"]
-    args = build_parser().parse_args(["serve", *miner["command"]])
+    args = build_parser().parse_args(["miner", "serve", *miner["command"]])
     assert args.upstream == f"http://vllm:{flag(vllm['command'], '--port')}"
     assert args.model == flag(vllm["command"], "--served-model-name")
     assert all(is_ss58(hotkey) for hotkey in args.allow_hotkey) and args.allow_hotkey

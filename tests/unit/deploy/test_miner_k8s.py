@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from miners.cli import build_parser
+from gateway.cli import build_parser
 from miners.vllm_launch import VllmOptions, build_command
 from tests.support import ROOT, dockerfile_instructions
 from tests.unit.deploy.manifests import K8S
@@ -58,7 +58,7 @@ def test_miner_serves_the_vllm_beside_it_with_its_own_hotkey() -> None:
     # The image's ENTRYPOINT is `bitgate miner serve`: the manifest passes arguments only.
     entrypoint = json.loads(dict(dockerfile_instructions(DOCKERFILE))["ENTRYPOINT"])
     assert entrypoint == ["bitgate", "miner", "serve"] and "command" not in miner
-    args = build_parser().parse_args(["serve", *miner["args"]])
+    args = build_parser().parse_args(["miner", "serve", *miner["args"]])
     assert args.upstream == f"http://127.0.0.1:{flag(vllm['args'], '--port')}"
     assert args.model == flag(vllm["args"], "--served-model-name")
     assert args.allow_hotkey and not args.allow_any_signer
@@ -84,7 +84,7 @@ def test_miner_serves_the_vllm_beside_it_with_its_own_hotkey() -> None:
 
 def test_axon_port_is_the_images_and_the_services() -> None:
     miner = containers()["miner"]
-    args = build_parser().parse_args(["serve", *miner["args"]])
+    args = build_parser().parse_args(["miner", "serve", *miner["args"]])
     exposed = int(dict(dockerfile_instructions(DOCKERFILE))["EXPOSE"])
     assert args.port == exposed
     assert [p["containerPort"] for p in miner["ports"]] == [exposed]

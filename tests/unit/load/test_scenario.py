@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from load import cli
+from gateway.cli import main as bitgate
 from load.prompts import PromptError, load_prompts
 from load.scenario import ScenarioError, load_scenario, parse_scenario
 from load.targets import TargetError, base_url, resolve
@@ -86,7 +86,7 @@ def test_the_command_line_reports_a_bad_file_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, "target: http://127.0.0.1:1/v1\nmodel: m\nmax_tokens: -3\n")
-    assert cli.main([str(path), "--out", str(tmp_path / "out")]) == 2
+    assert bitgate(["load", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "max_tokens" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()

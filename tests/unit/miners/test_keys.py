@@ -11,7 +11,7 @@ import pytest
 from bittensor_wallet import Keypair
 from bittensor_wallet.keyfile import serialized_keypair_to_keyfile_data
 
-from miners.cli import main
+from gateway.cli import main
 from miners.keys import (
     HotkeyError,
     is_ss58,
@@ -121,10 +121,10 @@ def test_keygen_prints_only_the_address(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     path = tmp_path / "hotkey"
-    assert main(["keygen", str(path)]) == 0
+    assert main(["miner", "keygen", str(path)]) == 0
     printed = capsys.readouterr().out.strip()
     document = json.loads(path.read_text())
     assert printed == document["ss58Address"]
     assert document["secretPhrase"] not in caplog.text
-    assert main(["keygen", str(path)]) == 1
+    assert main(["miner", "keygen", str(path)]) == 1
     assert "exists" in capsys.readouterr().err

@@ -17,7 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from miners.cli import format_ports, main
+from gateway.cli import main
+from miners.cli import format_ports
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import (
     FAILURE_MODES,
@@ -461,13 +462,23 @@ def test_format_ports() -> None:
 def test_cli_reports_a_bad_profile_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("- {quality: great}\n")
-    assert main(["sim", "--profiles", str(path)]) == 1
+    assert main(["miner", "sim", "--profiles", str(path)]) == 1
     assert "miners.0.quality" in capsys.readouterr().err
 
 
 def test_cli_serves_a_pool_and_writes_its_metagraph(tmp_path: Path) -> None:
     out = tmp_path / "mg.json"
-    command = [sys.executable, "-m", "miners.cli", "sim", "--count", "3", "--base-port", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "miner",
+        "sim",
+        "--count",
+        "3",
+        "--base-port",
+        "0",
+    ]
     command += ["--mix", "instant", "--metagraph-out", str(out), "--name", "cli-pool"]
     with subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -239,7 +239,7 @@ def test_cli_serves_in_front_of_the_vllm_it_launched(
 def test_cli_refuses_incomplete_arguments(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from miners.cli import main
+    from gateway.cli import main
 
-    assert main(["serve", *args]) == 2
+    assert main(["miner", "serve", *args]) == 2
     assert message in capsys.readouterr().err

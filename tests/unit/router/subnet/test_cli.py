@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from router.subnet.cli import main
+from gateway.cli import main as bitgate
 from tests.support import ROOT
 
 EXAMPLE = {
@@ -21,11 +21,11 @@ EXAMPLE = {
 
 
 def run_cli(tmp_path: Path, document: Any, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Write `document` to a file and run `python -m router.subnet.cli epoch FILE`."""
+    """Write `document` to a file and run `bitgate subnet epoch FILE`."""
     path = tmp_path / "epoch.json"
     path.write_text(document if isinstance(document, str) else json.dumps(document))
     return subprocess.run(
-        [sys.executable, "-m", "router.subnet.cli", "epoch", str(path), *extra],
+        [sys.executable, "-m", "gateway.cli", "subnet", "epoch", str(path), *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -88,13 +88,13 @@ def test_bad_file_is_one_line_and_exit_2(tmp_path: Path, document: Any, message:
 def test_missing_file_and_bad_arguments_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["epoch", str(tmp_path / "absent.json")]) == 2
+    assert bitgate(["subnet", "epoch", str(tmp_path / "absent.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
-    assert main(["epoch"]) == 2
-    assert main(["frobnicate"]) == 2
+    assert bitgate(["subnet", "epoch"]) == 2
+    assert bitgate(["subnet", "frobnicate"]) == 2
     path = tmp_path / "epoch.json"
     path.write_text(json.dumps(EXAMPLE))
-    assert main(["epoch", str(path), "--emission", "-1"]) == 2
+    assert bitgate(["subnet", "epoch", str(path), "--emission", "-1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 3
     assert "emission: must be a non-negative finite number" in err
@@ -103,7 +103,7 @@ def test_missing_file_and_bad_arguments_exit_2(
 def test_main_in_process_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "epoch.json"
     path.write_text(json.dumps(EXAMPLE))
-    assert main(["epoch", str(path), "--emission", "100"]) == 0
+    assert bitgate(["subnet", "epoch", str(path), "--emission", "100"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert sum(report["miner_emission"]) == pytest.approx(50, abs=1e-4)
     assert set(report) >= {"consensus", "incentive", "dividends", "validator_trust", "bonds"}
