@@ -6,13 +6,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import ModelNotFound
 from gateway.ingress import read_request, until_disconnect
 from gateway.pipeline import Result
 from gateway.plan import Planner
-from gateway.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse
+from gateway.protocol import (
+    ChatCompletionRequest,
+    CompletionReply,
+    CompletionRequest,
+    ErrorResponse,
+    Health,
+    Leaderboard,
+    ModelCard,
+    ModelList,
+    Readiness,
+)
 from gateway.replay import replay
 from gateway.responses import SSE_HEADERS, JSONBytes
 from gateway.state import GatewayState
@@ -65,31 +76,74 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)
 }
+# Routes return orjson-rendered responses; `responses` only tells the OpenAPI document their shape.
+COMPLETION: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": CompletionReply,
+        "description": "The best miner's reply with a `bitgate` block; with `stream`, OpenAI "
+        "server-sent events ending in `data: [DONE]`, the block on the last chunk.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **ERRORS,
+}
 
 
-@router.post("/v1/chat/completions", responses=ERRORS)
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its `#/$defs/…` references replaced by what they point at."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in node.items() if key != "$defs"}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra=` naming a route's JSON body, which the route reads and checks itself
+    (for the body limit and OpenAI-shaped errors) instead of letting FastAPI parse it."""
+    schema = model.model_json_schema()
+    body = {
+        "required": True,
+        "content": {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}},
+    }
+    return {"requestBody": body}
+
+
+def shape(model: Any, *errors: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route whose 200 body has the shape `model`, and its error statuses."""
+    return {200: {"model": model}, **{status: ERRORS[status] for status in errors}}
+
+
+@router.post(
+    "/v1/chat/completions",
+    responses=COMPLETION,
+    openapi_extra=request_body(ChatCompletionRequest),
+)
 async def chat_completions(request: Request, state: State) -> Response:
     """OpenAI chat completions, answered by the best of the pool's top miners."""
     return await _serve("chat", request, state)
 
 
-@router.post("/v1/completions", responses=ERRORS)
+@router.post("/v1/completions", responses=COMPLETION, openapi_extra=request_body(CompletionRequest))
 async def completions(request: Request, state: State) -> Response:
     """OpenAI text completions, answered by the best of the pool's top miners."""
     return await _serve("completion", request, state)
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=shape(ModelList, 401))
 async def list_models(state: State) -> JSONBytes:
     """Every pool, as an OpenAI model."""
-    data = [
+    data: list[ModelCard] = [
         {"id": name, "object": "model", "created": state.started_at, "owned_by": "bitgate"}
         for name in state.pools
     ]
-    return JSONBytes({"object": "list", "data": data})
+    models: ModelList = {"object": "list", "data": data}
+    return JSONBytes(models)
 
 
-@router.get("/v1/pools/{pool}/miners")
+@router.get("/v1/pools/{pool}/miners", responses=shape(Leaderboard, 401, 404))
 async def leaderboard(pool: str, state: State) -> JSONBytes:
     """The pool's miners with their scores, success rates and latencies."""
     served = state.pools.get(pool)
@@ -97,16 +151,20 @@ async def leaderboard(pool: str, state: State) -> JSONBytes:
         raise ModelNotFound(f"The pool '{pool}' does not exist.", param="pool")
     rows = state.scoreboard.leaderboard(pool, served.metagraph)
     served.add_weights(rows)
-    return JSONBytes({"object": "list", "pool": pool, "data": rows})
+    board: Leaderboard = {"object": "list", "pool": pool, "data": rows}
+    return JSONBytes(board)
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=shape(Health))
 async def healthz() -> JSONBytes:
     """The process is up."""
-    return JSONBytes({"status": "ok"})
+    health: Health = {"status": "ok"}
+    return JSONBytes(health)
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz", responses={**shape(Readiness), 503: {"model": Readiness, "description": "Not ready"}}
+)
 async def readyz(state: State) -> JSONBytes:
     """Ready when every pool has a metagraph and every loop runs; reports what is degraded."""
     report = state.readiness()

@@ -7,11 +7,11 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
+from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef
 from gateway.request_log import settled
 from gateway.usage import fanout_tokens
 from ranking.base import Candidate, Ranker, Ranking
@@ -38,7 +38,7 @@ class Result:
     overhead_ms: float = 0.0
     pending: list[Neuron] = field(default_factory=list)
 
-    def block(self) -> dict[str, Any]:
+    def block(self) -> BitgateBlock:
         """The `bitgate` block of the response."""
         plan = self.plan
         return {
@@ -52,9 +52,9 @@ class Result:
             "fanout_usage": fanout_tokens(self.replies, plan.prompt.text).block(len(self.replies)),
         }
 
-    def _candidate(self, reply: Reply) -> dict[str, Any]:
+    def _candidate(self, reply: Reply) -> CandidateBlock:
         uid = reply.neuron.uid
-        entry: dict[str, Any] = {
+        entry: CandidateBlock = {
             "uid": uid,
             "hotkey": reply.neuron.hotkey,
             "status": reply.status,
@@ -75,7 +75,7 @@ class Result:
         }
 
 
-def miner_ref(reply: Reply) -> dict[str, Any]:
+def miner_ref(reply: Reply) -> MinerRef:
     """Who answered: uid, hotkey, and the model the miner reported."""
     model = reply.body.get("model") if reply.body else None
     if model is None and reply.chunks:

@@ -15,6 +15,7 @@ from router.metagraph import (
     MetagraphError,
     Neuron,
 )
+from router.scores import LeaderboardRow
 from router.selection import rank_by_incentive
 from router.snapshots import stored_metagraph
 from router.store import StateStore
@@ -70,7 +71,7 @@ class Pool:
         self.miner_count = len(metagraph.neurons)
         self.ranked = rank_by_incentive(metagraph.neurons)
 
-    def add_weights(self, rows: list[dict[str, Any]]) -> None:
+    def add_weights(self, rows: list[LeaderboardRow]) -> None:
         """Give each leaderboard row this validator's weight on it at the last epoch (0 for
         a miner that has since re-registered)."""
         by_uid = self.weights.by_uid() if self.weights else {}

@@ -1,12 +1,22 @@
-"""OpenAI request models, the `bitgate` request block, and the error body."""
+"""The gateway's protocol: OpenAI requests, the `bitgate` blocks, the operations endpoints'
+bodies, and the error body.
+
+Requests are pydantic models (they validate what clients send). Responses are TypedDicts:
+the gateway builds them as plain dicts for orjson, and the OpenAPI document shows their shape.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypedDict
+
+from router.scores import LeaderboardRow
+from router.stats import Status
 
 Strategy = Literal["best_of", "race"]
+CandidateStatus = Status | Literal["pending"]
 
 
 class OpenAIModel(BaseModel):
@@ -20,12 +30,46 @@ class BitgateOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    top_k: int | None = Field(default=None, ge=1, le=1024)
-    sample: int | None = Field(default=None, ge=1, le=1024)
-    strategy: Strategy | None = None
-    timeout_s: float | None = Field(default=None, gt=0, le=600)
-    ranker: str | None = Field(default=None, min_length=1)
-    explore: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Miners considered, the pool's top by incentive (at most the pool's "
+        "max_top_k). Default: the pool's top_k.",
+    )
+    sample: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Miners asked, drawn from the top_k by score (at most max_top_k). "
+        "Default: the pool's sample, or top_k.",
+    )
+    strategy: Strategy | None = Field(
+        default=None,
+        description="best_of: wait for every miner (or the deadline) and return the best "
+        "reply; race: return, or start streaming, the first usable reply and rank the rest "
+        "afterwards. Default: the pool's strategy.",
+    )
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Deadline of every miner call, in seconds (at most the pool's "
+        "max_timeout_s). Default: the pool's timeout_s.",
+    )
+    ranker: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name of the ranker that scores the replies (blend, embedding, heuristic, "
+        "filters, or one the pools file defines). Default: the pool's ranker.",
+    )
+    explore: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Uniform share of the draw when sample < top_k (0: by score alone). "
+        "Default: the pool's explore.",
+    )
 
 
 class ChatMessage(OpenAIModel):
@@ -44,7 +88,9 @@ class SamplingFields(OpenAIModel):
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    bitgate: BitgateOptions | None = None
+    bitgate: BitgateOptions | None = Field(
+        default=None, description="The gateway's routing options for this request."
+    )
 
 
 class ChatCompletionRequest(SamplingFields):
@@ -80,3 +126,133 @@ class ErrorResponse(BaseModel):
     """Every error the gateway returns: `{"error": {message, type, param, code}}`."""
 
     error: ErrorDetail
+
+
+class MinerRef(TypedDict):
+    """The miner whose reply was returned."""
+
+    uid: int
+    hotkey: str
+    model: str | None  # the model id the miner reported
+
+
+class CandidateBlock(TypedDict):
+    """What one miner asked did: its status, latency and reward (pending: still running)."""
+
+    uid: int
+    hotkey: str
+    status: CandidateStatus
+    latency_ms: NotRequired[float]
+    reward: NotRequired[float | None]  # None: not ranked (failed, or ranked after the answer)
+    error: NotRequired[str]
+    reasons: NotRequired[list[str]]  # why the filters penalised the reply: empty, echo, …
+
+
+class FanoutUsage(TypedDict):
+    """Tokens every miner asked used, not only the winner's (estimated where one reported none)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    calls: int
+    estimated: bool
+
+
+class BitgateBlock(TypedDict):
+    """The `bitgate` block of every response (in a stream, on the last chunk)."""
+
+    pool: str
+    strategy: Strategy
+    ranker: str
+    miner: MinerRef
+    candidates: list[CandidateBlock]
+    overhead_ms: float  # the gateway's own time, beyond waiting for miners
+    fanout_usage: FanoutUsage
+
+
+class CompletionReply(TypedDict):
+    """A chat or text completion as the chosen miner sent it, its `model` the pool's name."""
+
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    usage: NotRequired[dict[str, Any]]
+    bitgate: BitgateBlock
+
+
+class ModelCard(TypedDict):
+    """One pool, as an OpenAI model."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(TypedDict):
+    """`GET /v1/models`."""
+
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class Leaderboard(TypedDict):
+    """`GET /v1/pools/{pool}/miners`: the pool's miners, best score first."""
+
+    object: Literal["list"]
+    pool: str
+    data: list[LeaderboardRow]
+
+
+class Health(TypedDict):
+    """`GET /healthz`."""
+
+    status: Literal["ok"]
+
+
+class StoreHealth(TypedDict):
+    """The state store: which kind, and whether it answers."""
+
+    kind: str
+    healthy: bool
+
+
+class PoolSync(TypedDict):
+    """Where a pool's metagraph comes from, and how its syncs and epochs went."""
+
+    source: str
+    last_sync_age_s: NotRequired[float | None]  # chain pools
+    sync_failures: NotRequired[int]  # chain pools
+    weights_epoch: int | None
+    epochs_run: NotRequired[int]  # local pools
+    last_epoch: NotRequired[int | None]  # local pools
+    epoch_error: str | None
+
+
+class PoolReadiness(TypedDict):
+    """One pool's metagraph: its size, block, last load error, and sync."""
+
+    neurons: int
+    block: int
+    metagraph_error: str | None
+    sync: NotRequired[PoolSync]
+
+
+class LoopReport(TypedDict):
+    """One supervised background loop: running or restarting, how often, and why."""
+
+    state: Literal["running", "restarting"]
+    restarts: int
+    last_error: str | None
+
+
+class Readiness(TypedDict):
+    """`GET /readyz`: 200 when every pool has miners and every background loop runs, else 503."""
+
+    ready: bool
+    store: StoreHealth
+    pools: dict[str, PoolReadiness]
+    dead_background_tasks: list[str]
+    background_loops: dict[str, LoopReport]

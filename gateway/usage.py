@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from gateway.keys import LAST_USED_HASH
 from gateway.metrics import Metrics
+from gateway.protocol import FanoutUsage
 from router.miner_client import Reply
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Tokens:
         """Prompt plus completion."""
         return self.prompt + self.completion
 
-    def block(self, calls: int) -> dict[str, Any]:
+    def block(self, calls: int) -> FanoutUsage:
         """As the `fanout_usage` of a response's `bitgate` block."""
         return {
             "prompt_tokens": self.prompt,

@@ -8,7 +8,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+
+from typing_extensions import TypedDict
 
 from router.metagraph import Metagraph
 from router.stats import MinerStats, Outcome, ScorePolicy, apply_outcome
@@ -17,6 +18,24 @@ from router.store import StateStore
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 20_000
+
+
+class LeaderboardRow(TypedDict):
+    """One miner of a pool as the gateway sees it (`GET /v1/pools/{pool}/miners`)."""
+
+    uid: int
+    hotkey: str
+    incentive: float
+    score: float  # EMA of its rewards
+    requests: int
+    wins: int
+    success_rate: float | None
+    p50_latency_ms: float | None
+    cooling_down: bool
+    cooling_until: float | None  # Unix time the cool-down ends
+    serving: bool
+    validator_permit: bool
+    weight: float  # this validator's weight on it at the last epoch
 
 
 class StatView(Mapping[int, float]):
@@ -128,11 +147,11 @@ class Scoreboard:
             await self.sync(pools())
             await asyncio.sleep(self.sync_interval_s)
 
-    def leaderboard(self, pool: str, metagraph: Metagraph) -> list[dict[str, Any]]:
+    def leaderboard(self, pool: str, metagraph: Metagraph) -> list[LeaderboardRow]:
         """Every miner of the pool with what the gateway knows of it, best score first."""
         stats = self.stats(pool)
         now = self.clock()
-        rows: list[dict[str, Any]] = []
+        rows: list[LeaderboardRow] = []
         for neuron in metagraph.neurons:
             s = stats.get(neuron.uid)
             if s is not None and s.hotkey != neuron.hotkey:
@@ -151,6 +170,7 @@ class Scoreboard:
                     "cooling_until": s.cooling_until if s and s.cooling_until > now else None,
                     "serving": neuron.serving,
                     "validator_permit": neuron.validator_permit,
+                    "weight": 0.0,
                 }
             )
         rows.sort(key=lambda r: (-r["score"], -r["incentive"], r["uid"]))
