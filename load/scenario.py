@@ -8,6 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from router.metagraph import describe_validation_error
+
 MAX_DURATION_S = 3600.0
 MAX_REQUESTS = 10_000_000
 MAX_CONCURRENCY = 10_000
@@ -100,16 +102,6 @@ class Scenario(BaseModel):
         return f"{self.target} ({self.model or 'no model'}): {shape}, {' or '.join(bound)}"
 
 
-def describe_error(exc: ValidationError) -> str:
-    """The first validation error as `field: message`."""
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    return f"{where}: {message}" if where else message
-
-
 def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
     """A checked scenario from a parsed document; `ScenarioError` naming the field."""
     if not isinstance(document, dict):
@@ -117,7 +109,7 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(document)
     except ValidationError as exc:
-        raise ScenarioError(f"{source}: {describe_error(exc)}") from None
+        raise ScenarioError(f"{source}: {describe_validation_error(exc)}") from None
 
 
 def read_scenario_file(path: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from ranking.base import Candidate, Prompt, RankerUnavailable, Ranking
-from ranking.remote import post_json
+from ranking.remote import HttpRanker
 
 MAX_REPLY_CHARS = 2000
 MAX_SCORE = 10.0
@@ -88,7 +88,7 @@ def parse_scores(text: str, n: int) -> list[float] | None:
     return None
 
 
-class JudgeRanker:
+class JudgeRanker(HttpRanker):
     """Asks an OpenAI-compatible model to grade all candidates in one call."""
 
     def __init__(
@@ -100,12 +100,8 @@ class JudgeRanker:
         api_key: str | None = None,
         timeout_s: float = 20.0,
     ) -> None:
-        self.name = name
-        self.url = url.rstrip("/")
-        self.model = model
-        self.session = session
+        super().__init__(name, url, model, session, timeout_s)
         self.api_key = api_key
-        self.timeout_s = timeout_s
 
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """Rewards = grades / 10, in candidate order."""
@@ -118,10 +114,8 @@ class JudgeRanker:
             "max_tokens": 32 + 8 * len(candidates),
         }
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
-        base = self.url if self.url.endswith("/v1") else f"{self.url}/v1"
-        body = await post_json(
-            self.session, f"{base}/chat/completions", payload, self.timeout_s, self.name, headers
-        )
+        path = "/chat/completions" if self.url.endswith("/v1") else "/v1/chat/completions"
+        body = await self.post(path, payload, headers)
         try:
             text = body["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as exc:

@@ -72,7 +72,27 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
-class RemoteRewardRanker:
+class HttpRanker:
+    """What rankers behind an HTTP server share: its URL, the model, one session, a deadline."""
+
+    def __init__(
+        self, name: str, url: str, model: str, session: aiohttp.ClientSession, timeout_s: float
+    ) -> None:
+        self.name = name
+        self.url = url.rstrip("/")
+        self.model = model
+        self.session = session
+        self.timeout_s = timeout_s
+
+    async def post(
+        self, path: str, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Any:
+        """POST JSON to `{url}{path}`; the decoded answer, or RankerUnavailable saying why."""
+        url = f"{self.url}{path}"
+        return await post_json(self.session, url, payload, self.timeout_s, self.name, headers)
+
+
+class RemoteRewardRanker(HttpRanker):
     """Asks a vLLM reward model (`/pooling`) or scorer (`/score`) to reward each reply."""
 
     def __init__(
@@ -84,12 +104,8 @@ class RemoteRewardRanker:
         api: RemoteApi = "pooling",
         timeout_s: float = 5.0,
     ) -> None:
-        self.name = name
-        self.url = url.rstrip("/")
-        self.model = model
-        self.session = session
+        super().__init__(name, url, model, session, timeout_s)
         self.api = api
-        self.timeout_s = timeout_s
 
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """Rewards in [0, 1] from the remote model, in candidate order."""
@@ -110,9 +126,7 @@ class RemoteRewardRanker:
             "model": self.model,
             "messages": [*history, {"role": "assistant", "content": candidate.text}],
         }
-        body = await post_json(
-            self.session, f"{self.url}/pooling", payload, self.timeout_s, self.name
-        )
+        body = await self.post("/pooling", payload)
         try:
             value = _last_number(body["data"][0]["data"])
         except (KeyError, IndexError, TypeError):
@@ -128,9 +142,7 @@ class RemoteRewardRanker:
             "text_1": prompt.last_user or prompt.text,
             "text_2": [c.text for c in candidates],
         }
-        body = await post_json(
-            self.session, f"{self.url}/score", payload, self.timeout_s, self.name
-        )
+        body = await self.post("/score", payload)
         scores: dict[int, float] = {}
         try:
             for row in body["data"]:

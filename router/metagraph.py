@@ -80,10 +80,14 @@ class Metagraph(BaseModel):
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming the first bad field of a pydantic error, as `a.b.0.c: message`."""
+    """One line naming the first bad field of a pydantic error, as `a.b.0.c: message`
+    (files and settings; the HTTP API names the field in `gateway.errors` instead)."""
     err = exc.errors()[0]
     where = ".".join(str(part) for part in err["loc"]) or "(root)"
-    return f"{where}: {err['msg']}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"{where}: {message}"
 
 
 def parse_metagraph(raw: bytes | str, source: str = "metagraph") -> Metagraph:

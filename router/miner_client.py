@@ -16,8 +16,9 @@ from router.stats import Status
 
 Kind = Literal["chat", "completion"]
 PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
-JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-SSE_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+# What the gateway sends a miner (request headers; gateway.responses has the client's side).
+JSON_REQUEST_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+STREAM_REQUEST_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 READ_CHUNK = 65536
 # Connecting is retried once: nothing was sent, so a second try cannot double a request.
 CONNECT_RETRY_DELAY_S = 0.05
@@ -172,7 +173,7 @@ class MinerClient:
         kind: Kind,
         body: bytes,
         deadline: float,
-        headers: Headers = JSON_HEADERS,
+        headers: Headers = JSON_REQUEST_HEADERS,
     ) -> Reply:
         """One non-streaming call, cut at `deadline` (event-loop time)."""
         headers = self._headers(headers, body, neuron)
@@ -196,7 +197,7 @@ class MinerClient:
         body: bytes,
         deadline: float,
         sink: ChunkSink | None = None,
-        headers: Headers = SSE_HEADERS,
+        headers: Headers = STREAM_REQUEST_HEADERS,
     ) -> Reply:
         """One streaming call; each parsed chunk goes to `sink` as it arrives."""
         headers = self._headers(headers, body, neuron)

@@ -27,11 +27,6 @@ def rank_by_incentive(neurons: Iterable[Neuron]) -> list[Neuron]:
     return sorted(neurons, key=lambda n: (-n.incentive, n.uid))
 
 
-def top_by_incentive(neurons: Sequence[Neuron], k: int) -> list[Neuron]:
-    """The `k` miners with the highest incentive; ties go to the lower uid."""
-    return rank_by_incentive(neurons)[:k]
-
-
 def top_eligible(
     ranked: Iterable[Neuron], k: int, cooling_until: Mapping[int, float], now: float
 ) -> list[Neuron]:

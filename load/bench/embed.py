@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from load.hist import Latency
 from ranking.base import Candidate, Prompt
 from ranking.embedding import EmbeddingModel, EmbeddingRanker
 from ranking.encoder import Encoder
@@ -113,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             timings[name].append(elapsed * 1000.0)
     loop.run_until_complete(model.aclose())
     loop.close()
-    first = statistics.median(next(iter(timings.values())))
+    first = Latency.of(next(iter(timings.values()))).percentile(50) or 0.0
     print(f"{'variant':<42} {'p50 ms':>8} {'p90 ms':>8} {'vs first':>9}")
     for name, values in timings.items():
-        p50 = statistics.median(values)
-        p90 = statistics.quantiles(values, n=10)[-1]
+        latency = Latency.of(values)
+        p50, p90 = (latency.percentile(q) or 0.0 for q in (50, 90))
         print(f"{name:<42} {p50:>8.1f} {p90:>8.1f} {first / p50:>8.2f}x")
     return 0
 

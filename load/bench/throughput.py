@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import itertools
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from load.hist import Latency
 from load.procs import Gateway, gateway, stop
 from miners.sim.questions import QUESTIONS
 
@@ -120,11 +120,9 @@ async def bench(gw: Gateway, rankers: list[str], concurrency: int, duration_s: f
         for ranker in rankers:
             await run_load(session, gw.url, ranker, concurrency, 2.0)  # warm-up
             ok, errors, latencies = await run_load(session, gw.url, ranker, concurrency, duration_s)
-            p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else 0.0
-            print(
-                f"{ranker:<12} {ok / duration_s:>8.1f} {statistics.median(latencies):>8.1f} "
-                f"{p99:>8.1f} {errors:>7d}"
-            )
+            latency = Latency.of(latencies)
+            p50, p99 = (latency.percentile(q) or 0.0 for q in (50, 99))
+            print(f"{ranker:<12} {ok / duration_s:>8.1f} {p50:>8.1f} {p99:>8.1f} {errors:>7d}")
         still_loading = await loading_fallbacks(session, gw.url) - max(previous, 0.0)
         print(f"embedding 'loading' fallbacks during the measured runs: {still_loading:.0f}")
 

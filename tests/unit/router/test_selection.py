@@ -14,7 +14,6 @@ from router.selection import (
     rank_by_incentive,
     sample_without_replacement,
     select_candidates,
-    top_by_incentive,
     top_eligible,
 )
 
@@ -121,12 +120,12 @@ def test_all_cooling_down_leaves_no_candidates() -> None:
 
 def test_top_k_takes_the_highest_incentive_first() -> None:
     neurons = [miner(0, 0.1), miner(1, 0.5), miner(2, 0.3), miner(3, 0.4)]
-    assert uids(top_by_incentive(neurons, 2)) == [1, 3]
+    assert uids(select(neurons, top_k=2, sample=2)) == [1, 3]
 
 
 def test_top_k_breaks_incentive_ties_by_lower_uid() -> None:
     neurons = [miner(7, 0.2), miner(3, 0.2), miner(5, 0.2), miner(9, 0.9)]
-    assert uids(top_by_incentive(neurons, 3)) == [9, 3, 5]
+    assert uids(select(neurons, top_k=3, sample=3)) == [9, 3, 5]
 
 
 def test_fewer_eligible_than_top_k_returns_them_all() -> None:

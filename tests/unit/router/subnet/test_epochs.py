@@ -14,7 +14,7 @@ from gateway.metrics import Metrics
 from gateway.pools import Pool, open_pools
 from router.metagraph import Axon, Metagraph, Neuron
 from router.scores import Scoreboard
-from router.selection import top_by_incentive
+from router.selection import rank_by_incentive
 from router.stats import Outcome, ScorePolicy
 from router.store import MemoryStore, RedisStore, StateStore
 from router.subnet.epochs import BondsState, LocalConfig, LocalEpochs, local_epoch, overlay
@@ -214,7 +214,7 @@ async def test_an_epoch_moves_incentive_to_the_better_miners_and_selection_follo
     assert sum(incentive) == pytest.approx(1.0, abs=1e-6)
     # The dishonest validator put everything on the worst miner: clipped to consensus.
     assert neurons["cheat"].dividends < 0.4 < 0.6 < neurons["gw"].dividends
-    assert [n.uid for n in top_by_incentive(pool.metagraph.neurons, 2)] == [1, 2]
+    assert [n.uid for n in rank_by_incentive(pool.metagraph.neurons)[:2]] == [1, 2]
     rows: list[dict[str, Any]] = [{"uid": uid, "hotkey": hk} for uid, hk in enumerate(MINERS)]
     pool.add_weights(rows)
     assert rows[1]["weight"] > rows[0]["weight"] > 0
