@@ -214,7 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def bench(args: argparse.Namespace) -> int:
     """Run the benchmark, print the report, and write it to `--out`."""
     if args.concurrency < 1 or args.duration_s <= 0 or args.warmup_s < 0:
-        print("bench: --concurrency and --duration-s must be positive, --warmup-s not negative")
+        print(
+            "bench: --concurrency and --duration-s must be positive, --warmup-s not negative",
+            file=sys.stderr,
+        )
         return 2
     # SIGTERM unwinds like Ctrl-C, so every child process is stopped on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -222,7 +225,7 @@ def bench(args: argparse.Namespace) -> int:
     try:
         report = run_report(args, command)
     except (ProcessError, subprocess.SubprocessError) as exc:
-        print(f"bench_gateway: error: {exc}", file=sys.stderr)
+        print(f"bench: error: {exc}", file=sys.stderr)
         return 1
     if args.out is not None:
         args.out.write_text(report)
