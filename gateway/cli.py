@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +52,23 @@ class UsageError(Exception):
     """Arguments the parser refuses: one line for stderr."""
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """Help that ends each option with its default, so no help string repeats one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        quiet = action.default in (None, False, [], argparse.SUPPRESS)
+        if quiet or not action.option_strings or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser that raises instead of printing its usage and exiting."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelp)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Raise the parse error, prefixed with the command, as a `UsageError`."""

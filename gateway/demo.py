@@ -25,10 +25,8 @@ DEMO_MINERS = 8
 def register(parser: argparse.ArgumentParser) -> None:
     """`bitgate demo` flags."""
     port = Settings.model_fields["port"].default
-    parser.add_argument("--port", type=int, default=port, help=f"gateway port (default {port})")
-    parser.add_argument(
-        "--miners", type=int, default=DEMO_MINERS, help=f"sim miners (default {DEMO_MINERS})"
-    )
+    parser.add_argument("--port", type=int, default=port, help="gateway port")
+    parser.add_argument("--miners", type=int, default=DEMO_MINERS, help="sim miners")
     parser.set_defaults(run=lambda args: run_demo(port=args.port, miners=args.miners))
 
 

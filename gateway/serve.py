@@ -26,29 +26,29 @@ def register(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--metagraph", help="metagraph JSON file of one pool")
     source.add_argument("--pools", help="pools file (YAML or JSON) of several pools")
-    parser.add_argument("--host", help=f"bind address (default {default('host')})")
-    parser.add_argument("--port", type=int, help=f"port (default {default('port')})")
+    parser.add_argument("--host", help=f"bind address (default: {default('host')})")
+    parser.add_argument("--port", type=int, help=f"port (default: {default('port')})")
     parser.add_argument("--redis-url", help="Redis URL shared by replicas (default: in memory)")
     routing = RoutingDefaults
     parser.add_argument(
-        "--top-k", type=int, help=f"miners considered (default {default('top_k', routing)})"
+        "--top-k", type=int, help=f"miners considered (default: {default('top_k', routing)})"
     )
     parser.add_argument("--sample", type=int, help="miners asked per request (default: top-k)")
     parser.add_argument(
         "--strategy",
         choices=["best_of", "race"],
-        help=f"default {default('strategy', routing)}",
+        help=f"default: {default('strategy', routing)}",
     )
-    parser.add_argument("--ranker", help=f"ranker name (default {default('ranker', routing)})")
+    parser.add_argument("--ranker", help=f"ranker name (default: {default('ranker', routing)})")
     parser.add_argument(
         "--timeout-s",
         type=float,
-        help=f"per-request deadline (default {default('timeout_s', routing)})",
+        help=f"per-request deadline (default: {default('timeout_s', routing)})",
     )
     parser.add_argument(
         "--explore",
         type=float,
-        help=f"uniform share of the draw (default {default('explore', routing)})",
+        help=f"uniform share of the draw (default: {default('explore', routing)})",
     )
     parser.add_argument("--miner-model", help="model id sent to miners (default: none)")
     parser.add_argument("--seed", type=int, help="seed of the miner sampling")

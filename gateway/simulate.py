@@ -206,15 +206,20 @@ async def simulate(
 def register(parser: argparse.ArgumentParser) -> None:
     """`bitgate subnet simulate` options."""
     parser.description = __doc__
-    parser.add_argument("--miners", type=int, default=8, help="sim miners (default 8)")
-    parser.add_argument("--validators", type=int, default=2, help="honest validators (2)")
-    parser.add_argument("--dishonest", type=int, default=1, help="dishonest validators (1)")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
-    parser.add_argument("--requests", type=int, default=24, help="requests per validator/epoch")
-    parser.add_argument("--sample", type=int, default=4, help="miners asked per request")
-    parser.add_argument("--yuma-version", type=int, choices=[2, 3], default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--png", type=Path, help="write the plot here (needs matplotlib)")
+    config = SimulationConfig()  # the defaults, said once
+    parser.add_argument("--miners", type=int, default=config.miners, help="sim miners")
+    parser.add_argument("--validators", type=int, default=config.honest, help="honest validators")
+    parser.add_argument("--dishonest", type=int, default=config.dishonest, help="dishonest ones")
+    parser.add_argument("--epochs", type=int, default=config.epochs, help="epochs")
+    parser.add_argument(
+        "--requests", type=int, default=config.requests, help="requests per validator/epoch"
+    )
+    parser.add_argument("--sample", type=int, default=config.sample, help="miners per request")
+    parser.add_argument(
+        "--yuma-version", type=int, choices=[2, 3], default=config.yuma_version, help="Yuma"
+    )
+    parser.add_argument("--seed", type=int, default=config.seed, help="seed of the traffic")
+    parser.add_argument("--png", type=Path, help="write the plot here (needs bitgate[load])")
     parser.add_argument("--json", type=Path, help="write every epoch's numbers here")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     parser.set_defaults(run=run)

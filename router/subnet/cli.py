@@ -27,7 +27,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         '"bonds": optional}, one row of raw set_weights integers per validator, over the miners.'
     )
     parser.add_argument("file", type=Path, help="JSON file with validator_stake and weights")
-    parser.add_argument("--emission", type=float, default=1.0, help="the pot to split (default 1)")
+    parser.add_argument("--emission", type=float, default=1.0, help="the pot to split")
     parser.set_defaults(run=run)
 
 
