@@ -290,3 +290,12 @@ def test_what_the_image_serves_needs_neither_load_nor_the_sim_pool() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_core_install_pulls_no_plotting_or_histograms() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["dependencies"]}
+    assert not names & {"matplotlib", "hdrhistogram"}
+    load = {re.split(r"[<>= ]", dep)[0].lower() for dep in project["optional-dependencies"]["load"]}
+    assert {"matplotlib", "hdrhistogram"} <= load
+    assert "bitgate[load]" in project["optional-dependencies"]["dev"]
