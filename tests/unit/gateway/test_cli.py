@@ -30,22 +30,23 @@ def test_help_lists_every_command_without_importing_them() -> None:
     assert loaded == "[]", loaded
 
 
+# Arguments that make a complete command line of each row (groups: one of their subcommands).
+EXAMPLES = {
+    ("miner",): [["sim"], ["keygen", "x"], ["serve", "--upstream", "http://127.0.0.1:1"]],
+    ("keys",): [["list"], ["create", "--name", "n"], ["revoke", "n"], ["usage"]],
+    ("load", "compare"): [["a", "b"]],
+    ("subnet", "epoch"): [["f.json"]],
+    ("load", "run"): [["--out", "o"]],
+    ("load", "capacity"): [["--out", "o"]],
+}
+
+
 def test_every_command_registers_a_runner() -> None:
     parser = build_parser()
     for command in COMMANDS:
-        if command.words == ("miner",):
-            for leaf in ("sim", "keygen"):
-                assert callable(
-                    parser.parse_args(["miner", leaf, *(["x"] * (leaf == "keygen"))]).run
-                )
-            continue
-        args = {
-            ("load", "compare"): ["a", "b"],
-            ("subnet", "epoch"): ["f.json"],
-            ("load", "run"): ["--out", "o"],
-            ("load", "capacity"): ["--out", "o"],
-        }.get(command.words, [])
-        assert callable(parser.parse_args([*command.words, *args]).run), command.words
+        for args in EXAMPLES.get(command.words, [[]]):
+            parsed = parser.parse_args([*command.words, *args])
+            assert callable(parsed.run), (command.words, args)
 
 
 def test_a_group_runs_its_default_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

@@ -73,7 +73,9 @@ def test_openapi_shows_every_response_shape(client: Any) -> None:
     assert response_ref(doc, "/readyz", "get") == "Readiness"
     assert response_ref(doc, "/healthz", "get") == "Health"
     block = schemas["BitgateBlock"]["properties"]
-    assert set(block) == {"pool", "strategy", "ranker", "miner", "candidates", "overhead_ms"}
+    assert set(block) == {
+        "pool", "strategy", "ranker", "miner", "candidates", "overhead_ms", "fanout_usage"
+    }  # fmt: skip
     assert block["candidates"]["items"]["$ref"].endswith("/CandidateBlock")
     status = schemas["CandidateBlock"]["properties"]["status"]
     assert {v for option in status["anyOf"] for v in option.get("enum", [option.get("const")])} == {
