@@ -161,6 +161,8 @@ class Settings(BaseSettings):
     rankers: dict[str, RankerSpec] = Field(default_factory=dict)
     # Load the MiniLM embedding model in the background (off: embedding rankers use heuristic).
     embedding_model: bool = True
+    # Ready even when a pool's default ranker cannot rank (a stand-in ranks, and says so).
+    allow_degraded_ranker: bool = False
     _pools_read: PoolsFile | None = PrivateAttr(default=None)
 
     @field_validator("api_keys", mode="before")

@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args(argv)
 
-    int8 = Encoder(ensure_onnx(quantize=True), cache_size=0)
-    fp32 = Encoder(ensure_onnx(quantize=False), cache_size=0)
-    plain = Encoder(ensure_onnx(quantize=False, fused=False), cache_size=0)
+    int8 = Encoder(ensure_onnx(quantize=True), cache_bytes=0)
+    fp32 = Encoder(ensure_onnx(quantize=False), cache_bytes=0)
+    plain = Encoder(ensure_onnx(quantize=False, fused=False), cache_bytes=0)
     prompt, replies = workload(int8)
     texts = [prompt, *replies]
     cached = Encoder(ensure_onnx(quantize=True))

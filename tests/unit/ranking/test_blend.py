@@ -140,7 +140,11 @@ async def test_registry_builds_built_ins_and_definitions_and_falls_back_to_heuri
     assert set(BUILT_IN) | {"mine"} == set(rankers)
     ranking = await rankers["blend"].score(PROMPT, candidates(GOOD, REFUSAL))
     assert ranking.rewards[0] > ranking.rewards[1]
+    assert ("static", "loading") in seen
+    assert ranking.label("blend") == "heuristic (blend unavailable: loading)"
+    embedded = await rankers["embedding"].score(PROMPT, candidates(GOOD, REFUSAL))
     assert ("embedding", "loading") in seen
+    assert embedded.label("embedding") == "heuristic (embedding unavailable: loading)"
     mine = await rankers["mine"].score(PROMPT, candidates(GOOD, "Canberra."))
     assert "too_short" in mine.reasons[1]
 

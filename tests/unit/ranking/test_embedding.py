@@ -66,7 +66,7 @@ def prompt(question: str = QUESTION) -> Prompt:
 
 
 def test_onnx_fp32_matches_sentence_transformers() -> None:
-    encoder = Encoder(ensure_onnx(quantize=False), cache_size=0)
+    encoder = Encoder(ensure_onnx(quantize=False), cache_bytes=0)
     vectors = encoder.run(TEXTS)
     np.testing.assert_allclose(vectors @ vectors.T, REFERENCE, atol=2e-3)
     np.testing.assert_allclose(vectors[1][:6], REFERENCE_HEAD, atol=1e-3)
