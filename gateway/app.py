@@ -63,6 +63,15 @@ def build_rankers(
     return registry.build_rankers(settings.ranker_specs(), session, model, fallback, static)
 
 
+def wants_minilm(settings: Settings) -> bool:
+    """Whether to load the full MiniLM: as configured, else if a configured ranker uses it."""
+    if settings.embedding_model is not None:
+        return settings.embedding_model
+    specs = settings.ranker_specs()
+    roots = [*specs, *(c.ranker for c in settings.pool_configs())]
+    return registry.depends_on(specs, roots, "embedding")
+
+
 def build_signer(settings: Settings) -> Signer | None:
     """The Epistula v2 signer of miner requests, when the gateway is given a hotkey."""
     mnemonic = settings.hotkey_mnemonic
@@ -93,7 +102,7 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
     session = open_session(settings.max_connections)
     client = MinerClient(session, settings.max_reply_bytes, signer)
     rng = random.Random(settings.seed)
-    embedding = EmbeddingModel(enabled=settings.embedding_model)
+    embedding = EmbeddingModel(enabled=wants_minilm(settings))
     static = StaticModel()
     static_built = await load_if_built(static)
     rankers = build_rankers(settings, session, metrics, embedding, static)
@@ -110,7 +119,7 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         metrics=metrics,
     )
     await scoreboard.sync(list(pools))
-    if settings.embedding_model:
+    if embedding.enabled:
         # Until the model is loaded, embedding rankers fall back to the heuristic ranker.
         state.supervisor.start("embeddings", partial(serve_embeddings, embedding))
     if not static_built:  # built (about a minute) or found missing in the background

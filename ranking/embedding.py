@@ -185,24 +185,15 @@ def rank_embeddings(
     similarity = replies @ replies.T
     copies = (replies @ last_user) >= DUPLICATE_COSINE
     witness = np.where(copies, 0.0, on_topic)
-    n = len(replies)
-    rewards: list[float] = []
-    reasons: list[list[str]] = []
-    for i in range(n):
-        others = [j for j in range(n) if j != i]
-        weight = float(witness[others].sum()) if others else 0.0
-        if weight > 1e-9:
-            agreement = float((witness[others] * similarity[i, others]).sum()) / weight
-        else:
-            agreement = NEUTRAL
-        completeness = 0.5 + 0.5 * min(1.0, words[i] / COMPLETE_WORDS)
-        reward = float(on_topic[i]) * max(agreement, 0.0) * completeness
-        why: list[str] = []
-        if copies[i]:
-            reward *= DUPLICATE_FACTOR
-            why.append("prompt_duplicate")
-        rewards.append(min(1.0, max(0.0, reward)))
-        reasons.append(why)
+    # Each reply's witness-weighted mean similarity with the others (itself left out).
+    weight = witness.sum() - witness
+    agreed = similarity @ witness - np.diag(similarity) * witness
+    agreement = np.where(weight > 1e-9, agreed / np.maximum(weight, 1e-9), NEUTRAL)
+    completeness = 0.5 + 0.5 * np.minimum(1.0, np.asarray(words, dtype=np.float64) / COMPLETE_WORDS)
+    reward = on_topic * np.maximum(agreement, 0.0) * completeness
+    reward = np.where(copies, reward * DUPLICATE_FACTOR, reward)
+    rewards = np.clip(reward, 0.0, 1.0).tolist()
+    reasons = [["prompt_duplicate"] if copy else [] for copy in copies.tolist()]
     return Ranking(rewards, reasons)
 
 

@@ -246,3 +246,20 @@ def rankers_report(
     degraded = [name for name in wanted if states.get(name, "ready") != "ready"]
     report: dict[str, object] = {"defaults": wanted, "states": states, "degraded": degraded}
     return (not degraded or allow_degraded), report
+
+
+def depends_on(specs: Mapping[str, RankerSpec], roots: Iterable[str], target: str) -> bool:
+    """Whether any ranker in `roots`, through blends and fallbacks, uses the ranker `target`."""
+    every = {**default_specs(), **specs}
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name == target:
+            return True
+        if name in seen or name not in every:
+            continue
+        seen.add(name)
+        spec = every[name]
+        todo += [*spec.fallback, *(spec.weights if isinstance(spec, BlendSpec) else ())]
+    return False

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from ranking.base import DISABLED, LOADING, READY, Candidate, Prompt, RankerUnavailable, Ranking
 from ranking.embedding import rank_replies, ranking_texts
 from ranking.minilm import INSTALL_HINT, ModelMissing, load_error, model_dir, unavailable_reason
+from ranking.wordpiece import WordPiece
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class StaticModel:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.table: np.ndarray | None = None
-        self.tokenizer: Any = None
+        self.tokenizer: WordPiece | None = None
         self.error: str | None = None
         self.load_seconds: float | None = None
 
@@ -48,22 +49,19 @@ class StaticModel:
 
     def load_sync(self) -> None:
         """Read the table, building it first when this machine has none (about a minute)."""
-        from tokenizers import Tokenizer
-
         from ranking.static_table import build_table
 
         started = time.perf_counter()
         try:
             source = model_dir()
-            table = np.load(build_table(source))
-            tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+            table = np.load(build_table(source)).astype(np.float32)
+            vocab = json.loads((source / "tokenizer.json").read_text())["model"]["vocab"]
+            tokenizer = WordPiece(vocab)
         except Exception as exc:
             self.error = load_error(exc)
             hint = f"; run `{INSTALL_HINT}`" if isinstance(exc, ModelMissing) else ""
             logger.error("static embedding ranker unavailable: %s%s", self.error, hint)
             raise
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer, self.table = tokenizer, table
         self.load_seconds = time.perf_counter() - started
         logger.info("static embedding table ready in %.2fs", self.load_seconds)
@@ -75,14 +73,17 @@ class StaticModel:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit embeddings, one row per text (zeros for a text with no tokens)."""
-        if self.table is None:
+        if self.table is None or self.tokenizer is None:
             reason = unavailable_reason(self.enabled, self.error)
             raise RankerUnavailable("static", reason, self.error or "")
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        ids = [self.tokenizer.ids(text, MAX_TOKENS) for text in texts]
         out = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
-            if encoding.ids:
-                out[row] = self.table[encoding.ids].mean(axis=0, dtype=np.float32)
+        rows = [row for row, found in enumerate(ids) if found]
+        if rows:
+            flat = np.fromiter((i for row in rows for i in ids[row]), dtype=np.int64)
+            starts = np.cumsum([0, *(len(ids[row]) for row in rows[:-1])])
+            # The mean's scale does not matter: the rows are normalised below.
+            out[rows] = np.add.reduceat(self.table[flat], starts, axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         unit: np.ndarray = out / np.maximum(norms, 1e-12)
         return unit

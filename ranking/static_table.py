@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ranking.minilm import _digest, _write_atomic, cache_dir, ensure_onnx, model_dir
+from ranking.minilm import ModelMissing, _digest, _write_atomic, cache_dir, ensure_onnx, model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,10 @@ BATCH = 1024
 def table_path(source: Path | None = None) -> Path:
     """Where the table for the installed weights lives (it may not exist yet)."""
     source = source or model_dir()
-    digest = _digest(source / "model.safetensors")
+    weights = source / "model.safetensors"
+    if not weights.exists() or not (source / "tokenizer.json").exists():
+        raise ModelMissing(f"no model.safetensors and tokenizer.json under {source}")
+    digest = _digest(weights)
     return cache_dir() / f"static-v{TABLE_VERSION}-d{DIMS}-{digest}.npy"
 
 

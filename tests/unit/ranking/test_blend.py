@@ -100,6 +100,7 @@ async def test_an_unavailable_component_is_dropped_and_reported(
     with caplog.at_level(logging.WARNING):
         ranking = await blend.score(PROMPT, candidates(GOOD, OTHER))
     assert ranking.rewards == pytest.approx([1 / 6, 1.0])  # the rest renormalised
+    assert ranking.label("b") == "b (without rm: http 5xx)"
     assert seen == [("rm", "http_5xx")]
     assert "rm" in caplog.text and "http_5xx" in caplog.text
 
@@ -109,6 +110,7 @@ async def test_a_blend_with_every_component_down_is_itself_unavailable() -> None
     with pytest.raises(RankerUnavailable) as info:
         await blend.score(PROMPT, candidates(GOOD))
     assert info.value.reason == "no_component"
+    assert info.value.why == "timeout"  # the first component's reason, for the client
 
 
 async def test_fallback_chain_uses_the_first_ranker_that_answers() -> None:
@@ -117,7 +119,10 @@ async def test_fallback_chain_uses_the_first_ranker_that_answers() -> None:
     chain = FallbackRanker("rm", [Down("rm", "timeout"), backup], lambda r, w: seen.append((r, w)))
     ranking = await chain.score(PROMPT, candidates(GOOD, OTHER))
     assert ranking.rewards == [0.3, 0.8]
+    assert ranking.label("rm") == "backup (rm unavailable: timeout)"
     assert seen == [("rm", "timeout")]
+    answered = await FallbackRanker("m", [Fixed("m", [0.5])]).score(PROMPT, candidates(GOOD))
+    assert answered.label("m") == "m"
     with pytest.raises(RankerUnavailable):
         await FallbackRanker("x", [Down("a"), Down("b")]).score(PROMPT, candidates(GOOD))
 
