@@ -119,6 +119,7 @@ async def _closed_loop(
 async def _measure(
     gw: Gateway, rankers: tuple[str, ...], warmup_s: float, seconds: float
 ) -> list[Row]:
+    """Wait for every model, then warm up and measure each ranker in turn."""
     connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
         await _wait_loaded(session, gw.url, rankers)
