@@ -15,6 +15,7 @@ from ranking.minilm import ensure_onnx, model_dir
 
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2.
 MAX_TOKENS = 256
+MAX_CHARS = MAX_TOKENS * 8  # read no further: a token is rarely over 8 characters
 # The cache holds vectors keyed by a digest of their text (never the text), bounded in bytes.
 CACHE_BYTES = 8 << 20
 DIGEST_BYTES = 16
@@ -103,7 +104,7 @@ class Encoder:
 
     def run(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts with the model, no cache; rows of like length share a model call."""
-        encodings = self.tokenizer.encode_batch([t or " " for t in texts])
+        encodings = self.tokenizer.encode_batch([t[:MAX_CHARS] or " " for t in texts])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         lengths = mask.sum(axis=1)

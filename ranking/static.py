@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # Tokens of a text that count; the rest of a long reply says little more about its topic.
 MAX_TOKENS = 512
+# Characters read to find them (a token is rarely over 8), so a huge prompt costs no more.
+MAX_CHARS = MAX_TOKENS * 8
 
 
 class StaticModel:
@@ -76,7 +78,7 @@ class StaticModel:
         if self.table is None or self.tokenizer is None:
             reason = unavailable_reason(self.enabled, self.error)
             raise RankerUnavailable("static", reason, self.error or "")
-        ids = [self.tokenizer.ids(text, MAX_TOKENS) for text in texts]
+        ids = [self.tokenizer.ids(text[:MAX_CHARS], MAX_TOKENS) for text in texts]
         out = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
         rows = [row for row, found in enumerate(ids) if found]
         if rows:

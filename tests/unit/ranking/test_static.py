@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ranking.base import Candidate, Prompt, RankerUnavailable
-from ranking.static import StaticModel, StaticRanker
+from ranking.static import MAX_CHARS, StaticModel, StaticRanker
 from ranking.static_table import DIMS, reduce
 
 QUESTION = "Why is the sky blue?"
@@ -82,3 +82,9 @@ def test_reduction_keeps_the_leading_directions_and_weighs_common_tokens_down() 
     assert np.abs(reduced[:, 0]).mean() > np.abs(reduced[:, 2]).mean()
     norms = np.linalg.norm(reduced, axis=1)
     assert norms[:5].mean() < norms[-100:].mean()
+
+
+def test_a_huge_text_is_read_only_so_far(model: StaticModel) -> None:
+    padding = "x" * MAX_CHARS  # one word too long to be a token: it adds nothing
+    huge, good = model.embed([f"{GOOD} {padding} " + "sourdough flour " * 100_000, GOOD])
+    np.testing.assert_allclose(huge, good, atol=1e-6)  # nothing past MAX_CHARS was read
