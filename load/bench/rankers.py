@@ -30,6 +30,7 @@ from miners.sim.questions import QUESTIONS
 RANKERS = ("heuristic", "filters", "static", "blend", "embedding+filters")
 DEFINITIONS = {"embedding+filters": {"kind": "blend", "weights": {"embedding": 1.0}}}
 CONCURRENCY = 16
+ROUNDS = 3
 LOAD_TIMEOUT_S = 180.0
 
 
@@ -119,22 +120,26 @@ async def _closed_loop(
 async def _measure(
     gw: Gateway, rankers: tuple[str, ...], warmup_s: float, seconds: float
 ) -> list[Row]:
-    """Wait for every model, then warm up and measure each ranker in turn."""
+    """Wait for every model, warm each ranker up, then measure them in interleaved rounds."""
     connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
         await _wait_loaded(session, gw.url, rankers)
-        rows = []
+        rows = {ranker: Row(ranker, cpu_s=0.0) for ranker in rankers}
         for ranker in rankers:
             await _closed_loop(session, gw.url, Row(ranker), warmup_s, f"w{ranker}")
-            row = Row(ranker)
-            before = cpu_seconds(gw.proc.pid)
-            started = time.perf_counter()
-            await _closed_loop(session, gw.url, row, seconds, ranker)
-            row.seconds = time.perf_counter() - started
-            after = cpu_seconds(gw.proc.pid)
-            row.cpu_s = after - before if before is not None and after is not None else None
-            rows.append(row)
-        return rows
+        # Round by round, so that whatever else the machine does hits every ranker alike.
+        for round_ in range(ROUNDS):
+            for ranker, row in rows.items():
+                before = cpu_seconds(gw.proc.pid)
+                started = time.perf_counter()
+                await _closed_loop(session, gw.url, row, seconds / ROUNDS, f"{ranker}r{round_}")
+                row.seconds += time.perf_counter() - started
+                after = cpu_seconds(gw.proc.pid)
+                if before is None or after is None or row.cpu_s is None:
+                    row.cpu_s = None
+                else:
+                    row.cpu_s += after - before
+        return list(rows.values())
 
 
 def measure(
@@ -166,7 +171,8 @@ def section(rows: list[Row], seconds: float, warmup_s: float = 2.0) -> list[str]
         "",
         f"10 instant sim miners ({', '.join(QUALITIES)}), one gateway, {CONCURRENCY} "
         f"closed-loop clients in the benchmark process; per ranker {warmup_s:g} s warm-up, "
-        f"then {seconds:g} s measured, one ranker after another in the same run. Every request "
+        f"then {seconds:g} s measured in {ROUNDS} interleaved rounds (each ranker in turn, "
+        "round after round, so machine noise hits them alike). Every request "
         "asks a new question, so every reply is new and no embedding comes from a cache. "
         "`best_of` over all ten. Top-1 and pairwise: `bitgate eval ranking --split test` "
         "(185 held-out prompts, ten candidates each). Stand-ins: replies whose "
