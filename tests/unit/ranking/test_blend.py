@@ -21,6 +21,7 @@ from ranking.registry import (
     RankerSpec,
     build_rankers,
     check_names,
+    depends_on,
 )
 
 QUESTION = "What is the capital of Australia?"
@@ -152,6 +153,18 @@ async def test_registry_builds_built_ins_and_definitions_and_falls_back_to_heuri
     assert embedded.label("embedding") == "heuristic (embedding unavailable: loading)"
     mine = await rankers["mine"].score(PROMPT, candidates(GOOD, "Canberra."))
     assert "too_short" in mine.reasons[1]
+
+
+def test_the_full_model_is_wanted_only_where_a_ranker_uses_it() -> None:
+    specs = SPECS.validate_python(
+        {
+            "mixed": {"kind": "blend", "weights": {"heuristic": 1.0}, "fallback": ["deep"]},
+            "deep": {"kind": "blend", "weights": {"embedding": 1.0}},
+        }
+    )
+    assert not depends_on({}, ["blend", "heuristic"], "embedding")
+    assert depends_on({}, ["blend"], "static")
+    assert depends_on(specs, ["mixed"], "embedding")  # through a fallback and a blend
 
 
 def test_registry_refuses_unknown_names_cycles_and_bad_settings() -> None:
