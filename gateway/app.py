@@ -29,6 +29,7 @@ from miners.keys import load_hotkey
 from ranking import registry
 from ranking.base import Ranker
 from ranking.embedding import EmbeddingModel, serve_embeddings
+from ranking.static import StaticModel, load_if_built, serve_static
 from router.miner_client import MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
@@ -48,14 +49,27 @@ def check_rankers(settings: Settings) -> None:
 
 
 def build_rankers(
-    settings: Settings, session: aiohttp.ClientSession, metrics: Metrics, model: EmbeddingModel
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    metrics: Metrics,
+    model: EmbeddingModel,
+    static: StaticModel,
 ) -> dict[str, Ranker]:
     """The rankers a pool or a request may name (ranking/registry.py); fallbacks are counted."""
 
     def fallback(ranker: str, reason: str) -> None:
         metrics.ranker_fallbacks.labels(ranker, reason).inc()
 
-    return registry.build_rankers(settings.ranker_specs(), session, model, fallback)
+    return registry.build_rankers(settings.ranker_specs(), session, model, fallback, static)
+
+
+def wants_minilm(settings: Settings) -> bool:
+    """Whether to load the full MiniLM: as configured, else if a configured ranker uses it."""
+    if settings.embedding_model is not None:
+        return settings.embedding_model
+    specs = settings.ranker_specs()
+    roots = [*specs, *(c.ranker for c in settings.pool_configs())]
+    return registry.depends_on(specs, roots, "embedding")
 
 
 def build_signer(settings: Settings) -> Signer | None:
@@ -88,8 +102,10 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
     session = open_session(settings.max_connections)
     client = MinerClient(session, settings.max_reply_bytes, signer)
     rng = random.Random(settings.seed)
-    embedding = EmbeddingModel(enabled=settings.embedding_model)
-    rankers = build_rankers(settings, session, metrics, embedding)
+    embedding = EmbeddingModel(enabled=wants_minilm(settings))
+    static = StaticModel()
+    static_built = await load_if_built(static)
+    rankers = build_rankers(settings, session, metrics, embedding, static)
     settler = Settler(scoreboard, metrics, rankers["heuristic"])
     state = GatewayState(
         settings=settings,
@@ -103,9 +119,11 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         metrics=metrics,
     )
     await scoreboard.sync(list(pools))
-    if settings.embedding_model:
+    if embedding.enabled:
         # Until the model is loaded, embedding rankers fall back to the heuristic ranker.
         state.supervisor.start("embeddings", partial(serve_embeddings, embedding))
+    if not static_built:  # built (about a minute) or found missing in the background
+        state.supervisor.start("static-table", partial(serve_static, static))
     start_loops(state.supervisor, pools, scoreboard, store, metrics, settings.metagraph_poll_s)
     return state
 

@@ -159,8 +159,11 @@ class Settings(BaseSettings):
     hotkey_mnemonic: SecretStr | None = None
     # Ranker definitions (JSON in BITGATE_RANKERS); a pools file's `rankers:` add to them.
     rankers: dict[str, RankerSpec] = Field(default_factory=dict)
-    # Load the MiniLM embedding model in the background (off: embedding rankers use heuristic).
-    embedding_model: bool = True
+    # Load the full MiniLM model in the background (off: `embedding` rankers use heuristic);
+    # unset: only when a pool's ranker or a ranker definition uses `embedding`.
+    embedding_model: bool | None = None
+    # Ready even when a pool's default ranker cannot rank (a stand-in ranks, and says so).
+    allow_degraded_ranker: bool = False
     _pools_read: PoolsFile | None = PrivateAttr(default=None)
 
     @field_validator("api_keys", mode="before")

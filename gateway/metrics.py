@@ -114,6 +114,12 @@ class Metrics:
             ["pool", "result"],
             registry=r,
         )
+        self.rankings = Counter(
+            "bitgate_rankings",
+            "Rankings by the ranker asked for and the ranker that actually ranked.",
+            ["ranker", "ranked_by"],
+            registry=r,
+        )
         self.ranker_fallbacks = Counter(
             "bitgate_ranker_fallbacks",
             "Times a ranker could not score (loading, timeout, 5xx, bad shape); the next one did.",

@@ -37,6 +37,7 @@ class Result:
     reasons: dict[int, list[str]] = field(default_factory=dict)
     overhead_ms: float = 0.0
     pending: list[Neuron] = field(default_factory=list)
+    ranker: str = ""  # the ranker that actually ranked, as `Ranking.label` gives it
 
     def block(self) -> BitgateBlock:
         """The `bitgate` block of the response."""
@@ -44,7 +45,7 @@ class Result:
         return {
             "pool": plan.pool.name,
             "strategy": plan.strategy,
-            "ranker": plan.ranker.name,
+            "ranker": self.ranker or plan.ranker.name,
             "miner": miner_ref(self.winner),
             "candidates": [self._candidate(r) for r in self.replies]
             + [{"uid": n.uid, "hotkey": n.hotkey, "status": "pending"} for n in self.pending],
@@ -126,7 +127,10 @@ class Settler:
             name, fallback = plan.ranker.name, self.fallback.name
             logger.warning("ranker %s failed, ranking with %s: %r", name, fallback, exc)
             self.metrics.ranker_fallbacks.labels(plan.ranker.name, type(exc).__name__).inc()
-            return await self.fallback.score(plan.prompt, candidates)
+            ranking = await self.fallback.score(plan.prompt, candidates)
+            ranking.ranked_by = fallback
+            ranking.note = f"{name} failed: {type(exc).__name__}"
+            return ranking
 
     async def rank(self, plan: Plan, replies: Sequence[Reply]) -> Ranking:
         """Rewards for valid replies (0 for the rest), from the plan's ranker."""
@@ -146,13 +150,15 @@ class Settler:
         self.metrics.ranking_latency.labels(plan.pool.name, plan.ranker.name).observe(
             time.perf_counter() - started
         )
+        ranked_by = ranking.ranked_by or plan.ranker.name
+        self.metrics.rankings.labels(plan.ranker.name, ranked_by).inc()
         by_uid = {c.uid: i for i, c in enumerate(candidates)}
         for i, reply in enumerate(replies):
             j = by_uid.get(reply.neuron.uid)
             if j is not None and reply.ok:
                 rewards[i] = ranking.rewards[j]
                 reasons[i] = ranking.reasons[j] if ranking.reasons else []
-        return Ranking(rewards, reasons)
+        return Ranking(rewards, reasons, ranked_by, ranking.note)
 
     def result(
         self,
@@ -174,6 +180,7 @@ class Settler:
                 if r.ok
             },
             reasons={u: rs for u, rs in zip(uids, ranking.reasons, strict=True) if rs},
+            ranker=ranking.label(plan.ranker.name),
         )
         slowest_ms = max(r.latency_ms for r in replies)
         result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - slowest_ms, 0.0)

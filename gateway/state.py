@@ -18,6 +18,7 @@ from gateway.plan import Planner
 from gateway.pools import Pool
 from gateway.strategies import Strategies
 from gateway.supervisor import Supervisor
+from ranking.registry import rankers_report
 from router.scores import Scoreboard
 from router.store import StateStore
 
@@ -96,8 +97,13 @@ class GatewayState:
         }
         # Only the long-lived loops count: per-request settle tasks come and go.
         dead = self.supervisor.down()
+        defaults = [c.ranker for c in self.settings.pool_configs()]
+        rankers_ok, rankers = rankers_report(
+            self.planner.rankers, defaults, self.settings.allow_degraded_ranker
+        )
         return {
-            "ready": all(p["neurons"] > 0 for p in pools.values()) and not dead,
+            "ready": all(p["neurons"] > 0 for p in pools.values()) and not dead and rankers_ok,
+            "rankers": rankers,
             "store": {"kind": self.store.name, "healthy": self.scoreboard.store_healthy},
             "pools": pools,
             "dead_background_tasks": dead,

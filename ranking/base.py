@@ -37,10 +37,21 @@ class Candidate:
 
 @dataclass(slots=True)
 class Ranking:
-    """A ranker's rewards, one per candidate in [0, 1], and why any were penalised."""
+    """A ranker's rewards, one per candidate in [0, 1], why any were penalised, and who ranked.
+
+    `ranked_by` names the ranker that actually produced the rewards (empty: the one asked);
+    `note` says why that is not the ranker asked, or what it ranked without.
+    """
 
     rewards: list[float]
     reasons: list[list[str]] = field(default_factory=list)
+    ranked_by: str = ""
+    note: str = ""
+
+    def label(self, asked: str) -> str:
+        """The ranker that ranked, as clients read it: `heuristic (blend unavailable: ...)`."""
+        name = self.ranked_by or asked
+        return f"{name} ({self.note})" if self.note else name
 
 
 @runtime_checkable
@@ -60,7 +71,26 @@ class Ranker(Protocol):
 class RankerUnavailable(RuntimeError):
     """A ranker could not score this time (loading, timeout, 5xx, wrong shape); try the next."""
 
-    def __init__(self, ranker: str, reason: str, detail: str = "") -> None:
+    def __init__(
+        self, ranker: str, reason: str, detail: str = "", cause: RankerUnavailable | None = None
+    ) -> None:
         super().__init__(f"ranker {ranker} unavailable: {reason}{': ' + detail if detail else ''}")
         self.ranker = ranker
         self.reason = reason
+        self.cause = cause
+
+    @property
+    def why(self) -> str:
+        """A short phrase for clients (`model not installed`), never a raw error's text."""
+        return self.cause.why if self.cause is not None else self.reason.replace("_", " ")
+
+
+READY = "ready"
+LOADING = "loading"
+DISABLED = "disabled"
+
+
+def ranker_state(ranker: object) -> str:
+    """`ready`, `loading`, `disabled` or `failed: why`; `ready` for a ranker that cannot say."""
+    state = getattr(ranker, "state", None)
+    return str(state()) if callable(state) else READY

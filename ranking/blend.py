@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from ranking.base import Candidate, Prompt, Ranker, RankerUnavailable, Ranking
+from ranking.base import READY, Candidate, Prompt, Ranker, RankerUnavailable, Ranking, ranker_state
 from ranking.filters import Filters
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def normalise(rewards: Sequence[float]) -> list[float]:
 def report_fallback(hook: FallbackHook | None, exc: RankerUnavailable, during: str) -> None:
     """Log a ranker that could not score, and tell the hook (metrics)."""
     # "no_component": each component already said why it could not score.
-    quiet = {"loading", "disabled", "no_component"}
+    quiet = {"loading", "disabled", "no_component", "model_not_installed"}
     level = logging.DEBUG if exc.reason in quiet else logging.WARNING
     logger.log(level, "ranker %s unavailable in %s (%s): %s", exc.ranker, during, exc.reason, exc)
     if hook is not None:
@@ -71,6 +71,14 @@ class BlendRanker:
         self.filters = filters
         self.on_fallback = on_fallback
 
+    def state(self) -> str:
+        """Ready when every component is; else the first component that is not, and why."""
+        for ranker, weight in self.components:
+            state = ranker_state(ranker)
+            if weight > 0 and state != READY:
+                return state
+        return READY
+
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """Score with every component concurrently, normalise, weigh, mask."""
         n = len(candidates)
@@ -82,16 +90,15 @@ class BlendRanker:
         weight_sum = 0.0
         reasons: list[list[str]] = [[] for _ in candidates]
         component_reasons: list[list[str]] = [[] for _ in candidates]
+        dropped: list[RankerUnavailable] = []
         for (ranker, weight), result in zip(self.components, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, RankerUnavailable):
+                raise result
+            if not isinstance(result, RankerUnavailable) and len(result.rewards) != n:
+                result = RankerUnavailable(ranker.name, "bad_shape")
             if isinstance(result, RankerUnavailable):
                 report_fallback(self.on_fallback, result, self.name)
-                continue
-            if isinstance(result, BaseException):
-                raise result
-            if len(result.rewards) != n:
-                report_fallback(
-                    self.on_fallback, RankerUnavailable(ranker.name, "bad_shape"), self.name
-                )
+                dropped.append(result)
                 continue
             for i, value in enumerate(normalise(result.rewards)):
                 totals[i] += weight * value
@@ -99,7 +106,8 @@ class BlendRanker:
             for i, why in enumerate(result.reasons or []):
                 component_reasons[i] += why
         if weight_sum <= 0:
-            raise RankerUnavailable(self.name, "no_component")
+            cause = dropped[0] if dropped else None
+            raise RankerUnavailable(self.name, "no_component", cause=cause)
         rewards = [t / weight_sum for t in totals]
         if self.filters is not None:
             filtered = self.filters.apply(prompt, candidates)
@@ -109,7 +117,8 @@ class BlendRanker:
             list(dict.fromkeys([*own, *theirs]))
             for own, theirs in zip(reasons, component_reasons, strict=True)
         ]
-        return Ranking([min(1.0, max(0.0, r)) for r in rewards], merged)
+        note = "; ".join(f"without {d.ranker}: {d.why}" for d in dropped)
+        return Ranking([min(1.0, max(0.0, r)) for r in rewards], merged, self.name, note)
 
 
 class FallbackRanker:
@@ -124,15 +133,29 @@ class FallbackRanker:
         self.chain = list(chain)
         self.on_fallback = on_fallback
 
+    def state(self) -> str:
+        """The state of the ranker asked first (the others only stand in for it)."""
+        return ranker_state(self.chain[0])
+
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
-        """The first ranker's answer that is not RankerUnavailable; the last error otherwise."""
+        """The first ranker's answer that is not RankerUnavailable; the last error otherwise.
+
+        The ranking names the ranker that answered and, when it is not the first, why the
+        first could not.
+        """
+        first: RankerUnavailable | None = None
         error: RankerUnavailable | None = None
         for ranker in self.chain:
             try:
-                return await ranker.score(prompt, candidates)
+                ranking = await ranker.score(prompt, candidates)
             except RankerUnavailable as exc:
                 report_fallback(self.on_fallback, exc, self.name)
-                error = exc
+                first, error = first or exc, exc
+                continue
+            ranking.ranked_by = ranking.ranked_by or ranker.name
+            if first is not None:
+                ranking.note = f"{self.name} unavailable: {first.why}"
+            return ranking
         assert error is not None
         raise error
 
@@ -144,6 +167,10 @@ class FilteredRanker:
         self.name = name
         self.ranker = ranker
         self.filters = filters
+
+    def state(self) -> str:
+        """The state of the ranker the filters mask (ready for the filters alone)."""
+        return READY if self.ranker is None else ranker_state(self.ranker)
 
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """Masked rewards, with the filters' reasons first."""
@@ -157,4 +184,4 @@ class FilteredRanker:
             list(dict.fromkeys([*f, *b]))
             for f, b in zip(filtered.reasons, base.reasons or [[]] * len(candidates), strict=True)
         ]
-        return Ranking(rewards, reasons)
+        return Ranking(rewards, reasons, self.name, base.note)

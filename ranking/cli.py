@@ -21,6 +21,7 @@ from ranking.embedding import EmbeddingModel
 from ranking.evalset import EVAL_FILE, WORSE_KINDS, load_items
 from ranking.evaluate import RandomRanker, Report, evaluate
 from ranking.registry import RankerConfigError, RankerSpec, build_rankers
+from ranking.static import StaticModel
 
 DEFAULT_RANKERS = (
     "random",
@@ -29,12 +30,15 @@ DEFAULT_RANKERS = (
     "heuristic+filters",
     "embedding",
     "embedding+heuristic",
+    "embedding+filters",
+    "static",
     "blend",
 )
 # Comparison blends that the evaluation shows beside the gateway's built-in ones.
 EXTRA_BLENDS: dict[str, Any] = {
     "heuristic+filters": {"kind": "blend", "weights": {"heuristic": 1.0}},
     "embedding+heuristic": {"kind": "blend", "weights": {"embedding": 0.7, "heuristic": 0.3}},
+    "embedding+filters": {"kind": "blend", "weights": {"embedding": 1.0}},  # the old default
 }
 _SPECS = TypeAdapter(dict[str, RankerSpec])
 
@@ -92,6 +96,7 @@ async def run(args: argparse.Namespace) -> int:
     items = load_items(args.data, split)[: args.limit]
     names = args.ranker or list(DEFAULT_RANKERS)
     model = EmbeddingModel(quantize=not args.fp32)
+    static = StaticModel()
     fallbacks: Counter[str] = Counter()
 
     def count(ranker: str, reason: str) -> None:
@@ -100,7 +105,7 @@ async def run(args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
         try:
             rankers: dict[str, Ranker] = build_rankers(
-                load_specs(args.rankers_file), session, model, count
+                load_specs(args.rankers_file), session, model, count, static
             )
         except (RankerConfigError, ValidationError, OSError) as exc:
             print(f"bitgate eval: {exc}", file=sys.stderr)
@@ -115,6 +120,7 @@ async def run(args: argparse.Namespace) -> int:
             return 2
         try:
             await asyncio.to_thread(model.load_sync)
+            await asyncio.to_thread(static.load_sync)
         except Exception as exc:
             print(f"bitgate eval: the embedding model did not load: {exc}", file=sys.stderr)
             return 1

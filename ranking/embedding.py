@@ -38,9 +38,19 @@ from typing import Any
 
 import numpy as np
 
-from ranking.base import Candidate, Prompt, RankerUnavailable, Ranking, message_text
+from ranking.base import (
+    DISABLED,
+    LOADING,
+    READY,
+    Candidate,
+    Prompt,
+    RankerUnavailable,
+    Ranking,
+    message_text,
+)
 from ranking.batcher import MicroBatcher
 from ranking.heuristic import FULL_ANSWER_WORDS
+from ranking.minilm import INSTALL_HINT, ModelMissing, load_error, unavailable_reason
 
 logger = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+")
@@ -86,6 +96,14 @@ class EmbeddingModel:
         """Whether embeddings can be served now."""
         return self.batcher is not None
 
+    def state(self) -> str:
+        """`ready`, `loading`, `disabled` or `failed: why`."""
+        if not self.enabled:
+            return DISABLED
+        if self.error is not None:
+            return f"failed: {self.error}"
+        return READY if self.ready else LOADING
+
     def load_sync(self) -> None:
         """Build or read the ONNX model and open a session (seconds; blocks the caller)."""
         from ranking.encoder import Encoder
@@ -94,8 +112,9 @@ class EmbeddingModel:
         try:
             self.encoder = Encoder(quantize=self.quantize, threads=self.threads)
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            logger.error("embedding model failed to load: %s", self.error)
+            self.error = load_error(exc)
+            hint = f"; run `{INSTALL_HINT}`" if isinstance(exc, ModelMissing) else ""
+            logger.error("embedding model failed to load: %s%s", self.error, hint)
             raise
         self.batcher = MicroBatcher(self.encoder.encode)
         self.load_seconds = time.perf_counter() - started
@@ -109,8 +128,8 @@ class EmbeddingModel:
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit embeddings, or RankerUnavailable while loading or after a failed load."""
         if self.batcher is None:
-            reason = "disabled" if not self.enabled else "failed" if self.error else "loading"
-            raise RankerUnavailable("embedding", reason)
+            reason = unavailable_reason(self.enabled, self.error)
+            raise RankerUnavailable("embedding", reason, self.error or "")
         return await self.batcher.embed(texts)
 
     async def aclose(self) -> None:
@@ -132,16 +151,30 @@ class EmbeddingRanker:
     def __init__(self, model: EmbeddingModel) -> None:
         self.model = model
 
+    def state(self) -> str:
+        """The model's state."""
+        return self.model.state()
+
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """Reward each candidate in [0, 1]; the model runs in the batcher's thread."""
         if not candidates:
             return Ranking([], [])
-        query = query_text(prompt)
-        last = prompt.last_user or prompt.text
-        heads = [query] if query == last else [query, last]
-        vectors = await self.model.embed([*heads, *(c.text for c in candidates)])
-        words = [len(_WORD.findall(c.text)) for c in candidates]
-        return rank_embeddings(vectors[0], vectors[len(heads) - 1], vectors[len(heads) :], words)
+        heads, texts = ranking_texts(prompt, candidates)
+        return rank_replies(await self.model.embed(texts), heads, candidates)
+
+
+def ranking_texts(prompt: Prompt, candidates: Sequence[Candidate]) -> tuple[int, list[str]]:
+    """The texts to embed: the query, the last user turn when it differs, then each reply."""
+    query = query_text(prompt)
+    last = prompt.last_user or prompt.text
+    heads = [query] if query == last else [query, last]
+    return len(heads), [*heads, *(c.text for c in candidates)]
+
+
+def rank_replies(vectors: np.ndarray, heads: int, candidates: Sequence[Candidate]) -> Ranking:
+    """Rewards from the unit vectors of `ranking_texts`, in the same order."""
+    words = [len(_WORD.findall(c.text)) for c in candidates]
+    return rank_embeddings(vectors[0], vectors[heads - 1], vectors[heads:], words)
 
 
 def rank_embeddings(
@@ -152,24 +185,15 @@ def rank_embeddings(
     similarity = replies @ replies.T
     copies = (replies @ last_user) >= DUPLICATE_COSINE
     witness = np.where(copies, 0.0, on_topic)
-    n = len(replies)
-    rewards: list[float] = []
-    reasons: list[list[str]] = []
-    for i in range(n):
-        others = [j for j in range(n) if j != i]
-        weight = float(witness[others].sum()) if others else 0.0
-        if weight > 1e-9:
-            agreement = float((witness[others] * similarity[i, others]).sum()) / weight
-        else:
-            agreement = NEUTRAL
-        completeness = 0.5 + 0.5 * min(1.0, words[i] / COMPLETE_WORDS)
-        reward = float(on_topic[i]) * max(agreement, 0.0) * completeness
-        why: list[str] = []
-        if copies[i]:
-            reward *= DUPLICATE_FACTOR
-            why.append("prompt_duplicate")
-        rewards.append(min(1.0, max(0.0, reward)))
-        reasons.append(why)
+    # Each reply's witness-weighted mean similarity with the others (itself left out).
+    weight = witness.sum() - witness
+    agreed = similarity @ witness - np.diag(similarity) * witness
+    agreement = np.where(weight > 1e-9, agreed / np.maximum(weight, 1e-9), NEUTRAL)
+    completeness = 0.5 + 0.5 * np.minimum(1.0, np.asarray(words, dtype=np.float64) / COMPLETE_WORDS)
+    reward = on_topic * np.maximum(agreement, 0.0) * completeness
+    reward = np.where(copies, reward * DUPLICATE_FACTOR, reward)
+    rewards = np.clip(reward, 0.0, 1.0).tolist()
+    reasons = [["prompt_duplicate"] if copy else [] for copy in copies.tolist()]
     return Ranking(rewards, reasons)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -14,7 +15,15 @@ from ranking.minilm import ensure_onnx, model_dir
 
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2.
 MAX_TOKENS = 256
-CACHE_SIZE = 4096
+MAX_CHARS = MAX_TOKENS * 8  # read no further: a token is rarely over 8 characters
+# The cache holds vectors keyed by a digest of their text (never the text), bounded in bytes.
+CACHE_BYTES = 8 << 20
+DIGEST_BYTES = 16
+
+
+def text_key(text: str) -> bytes:
+    """A fixed-size key for a text of any length."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
 
 
 class Encoder:
@@ -22,7 +31,7 @@ class Encoder:
 
     Not thread-safe for concurrent `encode` calls from several threads; the batcher calls it
     from one worker thread. Embeddings of recent texts (prompts asked again, replies ranked
-    twice) come from an LRU cache.
+    twice) come from an LRU cache keyed by the texts' digests and bounded in bytes.
     """
 
     def __init__(
@@ -31,7 +40,7 @@ class Encoder:
         *,
         quantize: bool = True,
         threads: int | None = None,
-        cache_size: int = CACHE_SIZE,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -50,10 +59,12 @@ class Encoder:
         self.tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the batch's longest
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self.dim = int(self.session.get_outputs()[0].shape[1])
+        # One entry: the float32 vector, its key, and the dict slot and objects around them.
+        self.entry_bytes = self.dim * 4 + DIGEST_BYTES + 200
+        self.cache_entries = cache_bytes // self.entry_bytes
 
     def clear_cache(self) -> None:
         """Forget cached embeddings (benchmarks measure cold requests)."""
@@ -63,28 +74,37 @@ class Encoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text, in order; cached texts skip the model."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing: dict[str, list[int]] = {}
+        missing: dict[bytes, list[int]] = {}
+        first: dict[bytes, str] = {}
         with self._lock:
             for i, text in enumerate(texts):
-                hit = self._cache.get(text)
+                key = text_key(text)
+                hit = self._cache.get(key)
                 if hit is None:
-                    missing.setdefault(text, []).append(i)
+                    missing.setdefault(key, []).append(i)
+                    first.setdefault(key, text)
                 else:
-                    self._cache.move_to_end(text)
+                    self._cache.move_to_end(key)
                     out[i] = hit
         if missing:
-            fresh = self.run(list(missing))
+            fresh = self.run([first[key] for key in missing])
             with self._lock:
-                for (text, rows), vector in zip(missing.items(), fresh, strict=True):
+                for (key, rows), vector in zip(missing.items(), fresh, strict=True):
                     out[rows] = vector
-                    self._cache[text] = vector
-                while len(self._cache) > self.cache_size:
+                    if self.cache_entries:
+                        self._cache[key] = vector.copy()
+                while len(self._cache) > self.cache_entries:
                     self._cache.popitem(last=False)
         return out
 
+    @property
+    def cache_bytes(self) -> int:
+        """About how many bytes the cache holds now."""
+        return len(self._cache) * self.entry_bytes
+
     def run(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts with the model, no cache; rows of like length share a model call."""
-        encodings = self.tokenizer.encode_batch([t or " " for t in texts])
+        encodings = self.tokenizer.encode_batch([t[:MAX_CHARS] or " " for t in texts])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         lengths = mask.sum(axis=1)

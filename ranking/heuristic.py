@@ -68,9 +68,19 @@ _REFUSAL = re.compile(
 )
 
 
-@lru_cache(maxsize=8192)
+# Stems of words up to this long are cached (8192 of them: well under a MiB); longer words,
+# rare in any language and free for a client to invent, are stemmed afresh every time.
+MAX_CACHED_WORD = 24
+
+
 def stem(word: str) -> str:
     """Strip a common English suffix so 'lists', 'listed' and 'listing' match 'list'."""
+    if len(word) > MAX_CACHED_WORD:
+        return _strip_suffix(word)
+    return _cached_stem(word)
+
+
+def _strip_suffix(word: str) -> str:
     if len(word) > 5 and word.endswith("ing"):
         word = word[:-3]
     elif len(word) > 4 and word.endswith(("ed", "es")):
@@ -80,6 +90,9 @@ def stem(word: str) -> str:
     if len(word) > 3 and word.endswith("e"):
         word = word[:-1]
     return word
+
+
+_cached_stem = lru_cache(maxsize=8192)(_strip_suffix)
 
 
 def content_words(tokens: Sequence[str]) -> set[str]:

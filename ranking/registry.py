@@ -5,9 +5,10 @@ Built-in names, always present:
 | name        | what it is                                                              |
 |-------------|-------------------------------------------------------------------------|
 | `heuristic` | word-overlap relevance, agreement and penalties; no model               |
-| `embedding` | MiniLM embedding relevance and agreement (ranking.embedding)            |
+| `static`    | relevance and agreement from MiniLM distilled to a token table (inline) |
+| `embedding` | the same from the full MiniLM model, in a worker thread (ranking.embedding) |
 | `filters`   | the filters alone: 1 for a clean reply, less for a degenerate one        |
-| `blend`     | the default: the embedding ranker's rewards times the filters         |
+| `blend`     | the default: the static ranker's rewards times the filters              |
 
 Definitions add names, for example in a pools file:
 
@@ -24,7 +25,8 @@ pools:
 
 Every top-level ranker other than `heuristic` falls back, in order, to its `fallback` list
 and finally to `heuristic`, so ranking never fails a request; each fallback is logged and
-counted through `on_fallback(ranker, reason)`.
+counted through `on_fallback(ranker, reason)`; the ranking names the ranker that answered
+(`Ranking.ranked_by`, `Ranking.note`), and `ranker_states` says which rankers can answer now.
 """
 
 from __future__ import annotations
@@ -37,17 +39,18 @@ from typing import Annotated, Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ranking.base import Ranker
+from ranking.base import Ranker, ranker_state
 from ranking.blend import BlendRanker, FallbackHook, FallbackRanker, FilteredRanker
 from ranking.embedding import EmbeddingModel, EmbeddingRanker
 from ranking.filters import FACTORS, FilterConfig, Filters
 from ranking.heuristic import HeuristicRanker
 from ranking.judge import JudgeRanker
 from ranking.remote import RemoteApi, RemoteRewardRanker
+from ranking.static import StaticModel, StaticRanker
 
 DEFAULT_RANKER = "blend"
-DEFAULT_BLEND = {"embedding": 1.0}
-BUILT_IN = ("heuristic", "embedding", "filters", "blend")
+DEFAULT_BLEND = {"static": 1.0}
+BUILT_IN = ("heuristic", "static", "embedding", "filters", "blend")
 
 
 class FilterSpec(BaseModel):
@@ -142,6 +145,7 @@ class _Builder:
         session: aiohttp.ClientSession | None,
         embedding: EmbeddingModel,
         on_fallback: FallbackHook | None,
+        static: StaticModel,
     ) -> None:
         self.specs = {**default_specs(), **specs}
         self.session = session
@@ -149,6 +153,7 @@ class _Builder:
         self.heuristic = HeuristicRanker()
         self.raw: dict[str, Ranker] = {
             "heuristic": self.heuristic,
+            "static": StaticRanker(static),
             "embedding": EmbeddingRanker(embedding),
             "filters": FilteredRanker("filters", None, Filters()),
         }
@@ -194,9 +199,13 @@ def build_rankers(
     session: aiohttp.ClientSession | None,
     embedding: EmbeddingModel,
     on_fallback: FallbackHook | None = None,
+    static: StaticModel | None = None,
 ) -> dict[str, Ranker]:
-    """Every built-in and defined ranker by name; all but `heuristic` fall back to heuristic."""
-    builder = _Builder(specs, session, embedding, on_fallback)
+    """Every built-in and defined ranker by name; all but `heuristic` fall back to heuristic.
+
+    Without a `static` model the static ranker stays `loading` (and falls back) for good.
+    """
+    builder = _Builder(specs, session, embedding, on_fallback, static or StaticModel())
     names = [*BUILT_IN, *(n for n in builder.specs if n not in BUILT_IN)]
     rankers: dict[str, Ranker] = {"heuristic": builder.heuristic}
     for name in names:
@@ -217,3 +226,40 @@ def check_names(specs: Mapping[str, RankerSpec], wanted: Iterable[str]) -> None:
     missing = sorted(set(wanted) - known)
     if missing:
         raise RankerConfigError(f"unknown rankers {missing}; known: {sorted(known)}")
+
+
+def ranker_states(rankers: Mapping[str, Ranker], names: Iterable[str]) -> dict[str, str]:
+    """Each named ranker's state: `ready`, `loading`, `disabled` or `failed: why`."""
+    return {name: ranker_state(rankers[name]) for name in dict.fromkeys(names) if name in rankers}
+
+
+def rankers_report(
+    rankers: Mapping[str, Ranker], defaults: Iterable[str], allow_degraded: bool = False
+) -> tuple[bool, dict[str, object]]:
+    """Whether the pools' default rankers can rank now (or degraded is allowed), and the states.
+
+    A default ranker that is loading, failed or disabled makes the gateway not ready: it would
+    serve every request with a stand-in ranker.
+    """
+    states = ranker_states(rankers, rankers)
+    wanted = list(dict.fromkeys(defaults))
+    degraded = [name for name in wanted if states.get(name, "ready") != "ready"]
+    report: dict[str, object] = {"defaults": wanted, "states": states, "degraded": degraded}
+    return (not degraded or allow_degraded), report
+
+
+def depends_on(specs: Mapping[str, RankerSpec], roots: Iterable[str], target: str) -> bool:
+    """Whether any ranker in `roots`, through blends and fallbacks, uses the ranker `target`."""
+    every = {**default_specs(), **specs}
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name == target:
+            return True
+        if name in seen or name not in every:
+            continue
+        seen.add(name)
+        spec = every[name]
+        todo += [*spec.fallback, *(spec.weights if isinstance(spec, BlendSpec) else ())]
+    return False

@@ -5,8 +5,9 @@
 Variants run interleaved, round by round, so machine noise hits them alike:
 sentence-transformers (torch) encoding the prompt and ten replies, when it is installed
 (`pip install sentence-transformers torch==2.13.0`); the plain ONNX graph in fp32; the fused
-graph in fp32; the fused graph in int8; int8 with the prompt's embedding cached; and the
-whole EmbeddingRanker.score through the micro-batcher.
+graph in fp32; the fused graph in int8; int8 with the prompt's embedding cached; the
+whole EmbeddingRanker.score through the micro-batcher; and the static table distilled from
+the same model (ranking/static.py): its embeddings alone and the whole StaticRanker.score.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ranking.embedding import EmbeddingModel, EmbeddingRanker
 from ranking.encoder import Encoder
 from ranking.evalset import load_items
 from ranking.minilm import ensure_onnx, model_dir
+from ranking.static import StaticModel, StaticRanker
 
 TOKENS = 60
 
@@ -60,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args(argv)
 
-    int8 = Encoder(ensure_onnx(quantize=True), cache_size=0)
-    fp32 = Encoder(ensure_onnx(quantize=False), cache_size=0)
-    plain = Encoder(ensure_onnx(quantize=False, fused=False), cache_size=0)
+    int8 = Encoder(ensure_onnx(quantize=True), cache_bytes=0)
+    fp32 = Encoder(ensure_onnx(quantize=False), cache_bytes=0)
+    plain = Encoder(ensure_onnx(quantize=False, fused=False), cache_bytes=0)
     prompt, replies = workload(int8)
     texts = [prompt, *replies]
     cached = Encoder(ensure_onnx(quantize=True))
@@ -99,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     variants["onnx int8 fused graph, 11 texts"] = lambda: int8.run(texts)
     variants["int8 + prompt cached, 10 texts"] = cold_cache_except_prompt(cached)
     variants["EmbeddingRanker.score (batcher)"] = ranker_call
+    static = StaticModel()
+    static.load_sync()
+    static_ranker = StaticRanker(static)
+    variants["static table, 11 texts"] = lambda: static.embed(texts)
+    variants["StaticRanker.score (inline)"] = lambda: loop.run_until_complete(
+        static_ranker.score(request, candidates)
+    )
     tokens = [len(int8.tokenizer.encode(t).ids) for t in texts]
     print(f"cpu cores: {os.cpu_count()}; tokens per text (with [CLS]/[SEP]): {tokens}")
     timings: dict[str, list[float]] = {name: [] for name in variants}

@@ -1,4 +1,4 @@
-"""The benchmark suite: core overhead, stragglers, fan-out and pool size, memory; BENCHMARKS.md."""
+"""The benchmark suite: core overhead, rankers, stragglers, fan-out and pool size, memory."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from load import profiling
 from load.bench import clients as bench_clients
 from load.bench import memory as bench_memory
 from load.bench import plots as bench_plots
+from load.bench import rankers as bench_rankers
 from load.bench import run as bench_run
 from load.bench import scale as bench_scale
 from load.bench import stragglers as bench_stragglers
@@ -37,7 +38,7 @@ from load.procs import (
 
 ALL_TEN = {"top_k": 10, "sample": 10}
 QUIET_CORES = 0.25
-SECTIONS = ("core", "stragglers", "scale", "memory")
+SECTIONS = ("core", "rankers", "stragglers", "scale", "memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,10 @@ def run_suites(config: BenchConfig) -> list[str]:
     """Every other section that was asked for, as Markdown, with its plots written."""
     lines: list[str] = []
     seconds, workdir = config.suite_duration_s, config.workdir
+    if "rankers" in config.sections:
+        # As long as a core run: the rankers' ratios are the figures read side by side.
+        ranked = bench_rankers.measure(workdir, config.duration_s, config.warmup_s)
+        lines += bench_rankers.section(ranked, config.duration_s, config.warmup_s)
     if "stragglers" in config.sections:
         rows = bench_stragglers.run_all(workdir, seconds)
         deadline_ms = bench_stragglers.DEADLINE_S * 1000

@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     rankers = args.ranker or ["heuristic", "blend"]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        with mixed_pool(workdir) as metagraph, gateway(metagraph, workdir / "gateway.log") as gw:
+        # The full MiniLM loads only when asked for; `--ranker embedding` should measure it.
+        env = {"BITGATE_EMBEDDING_MODEL": "true"}
+        log = workdir / "gateway.log"
+        with mixed_pool(workdir) as metagraph, gateway(metagraph, log, env=env) as gw:
             print(f"10 instant sim miners ({', '.join(QUALITIES)}); {args.concurrency} clients")
             asyncio.run(bench(gw, rankers, args.concurrency, args.duration_s))
     return 0

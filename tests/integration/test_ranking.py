@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,8 +16,6 @@ from gateway.app import create_app
 from gateway.config import Settings
 from miners.sim.profiles import QUALITIES
 from miners.sim.questions import QUESTIONS
-from ranking.blend import BlendRanker, FallbackRanker
-from ranking.embedding import EmbeddingRanker
 from tests.support import profiles
 
 pytestmark = pytest.mark.integration
@@ -31,16 +30,12 @@ def gateway(**settings: Any) -> Iterator[TestClient]:
         yield client
 
 
-def wait_for_embeddings(client: TestClient, timeout: float = 60.0) -> None:
-    """Block until the lifespan has loaded the embedding model."""
-    blend = client.app.state.gateway.planner.rankers["blend"]  # type: ignore[attr-defined]
-    assert isinstance(blend, FallbackRanker) and isinstance(blend.chain[0], BlendRanker)
-    embedding = blend.chain[0].components[0][0]
-    assert isinstance(embedding, EmbeddingRanker)
+def wait_until_ready(client: TestClient, ranker: str, timeout: float = 60.0) -> None:
+    """Block until /readyz says the ranker has loaded its model."""
     deadline = time.monotonic() + timeout
-    while not embedding.model.ready:
-        assert embedding.model.error is None, embedding.model.error
-        assert time.monotonic() < deadline, "the embedding model did not load"
+    while (state := client.get("/readyz").json()["rankers"]["states"][ranker]) != "ready":
+        assert not state.startswith("failed"), state
+        assert time.monotonic() < deadline, f"{ranker} did not load"
         time.sleep(0.05)
 
 
@@ -54,14 +49,20 @@ def ask(client: TestClient, question: str, **options: Any) -> dict[str, Any]:
     return dict(resp.json())
 
 
-def test_the_default_blend_returns_the_good_miners_reply(sim_pool: Pools) -> None:
+@pytest.mark.parametrize(("ranker", "model"), [("blend", "static"), ("minilm", "embedding")])
+def test_the_default_blend_returns_the_good_miners_reply(
+    sim_pool: Pools, ranker: str, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, metagraph = sim_pool(profiles("good", *BAD))
+    # `minilm`: the full model's embeddings times the filters (the default before `static`).
+    minilm = {"minilm": {"kind": "blend", "weights": {"embedding": 1}}}
+    monkeypatch.setenv("BITGATE_RANKERS", json.dumps(minilm))
     with gateway(metagraph=metagraph) as client:
-        wait_for_embeddings(client)
+        wait_until_ready(client, model)
         for question in QUESTIONS[:12]:
-            body = ask(client, question.prompt)
+            body = ask(client, question.prompt, ranker=ranker)
             block = body["bitgate"]
-            assert block["ranker"] == "blend"
+            assert block["ranker"] == ranker
             assert block["miner"]["uid"] == 0, (question.prompt, block)
             assert body["choices"][0]["message"]["content"] == question.good
         reasons = {c["uid"]: c.get("reasons", []) for c in block["candidates"]}
@@ -88,7 +89,7 @@ def test_rankers_are_chosen_per_pool_and_per_request_and_fallbacks_are_counted(
     question = QUESTIONS[0]
     with gateway(pools=pools, embedding_model=False) as client:
         body = ask(client, question.prompt)
-        assert body["bitgate"]["ranker"] == "rm"
+        assert body["bitgate"]["ranker"] == "heuristic (rm unavailable: unreachable)"
         assert body["choices"][0]["message"]["content"] == question.good
         assert ask(client, question.prompt, ranker="heuristic")["bitgate"]["ranker"] == "heuristic"
         assert ask(client, question.prompt, ranker="filters")["bitgate"]["ranker"] == "filters"

@@ -21,6 +21,7 @@ from ranking.registry import (
     RankerSpec,
     build_rankers,
     check_names,
+    depends_on,
 )
 
 QUESTION = "What is the capital of Australia?"
@@ -100,6 +101,7 @@ async def test_an_unavailable_component_is_dropped_and_reported(
     with caplog.at_level(logging.WARNING):
         ranking = await blend.score(PROMPT, candidates(GOOD, OTHER))
     assert ranking.rewards == pytest.approx([1 / 6, 1.0])  # the rest renormalised
+    assert ranking.label("b") == "b (without rm: http 5xx)"
     assert seen == [("rm", "http_5xx")]
     assert "rm" in caplog.text and "http_5xx" in caplog.text
 
@@ -109,6 +111,7 @@ async def test_a_blend_with_every_component_down_is_itself_unavailable() -> None
     with pytest.raises(RankerUnavailable) as info:
         await blend.score(PROMPT, candidates(GOOD))
     assert info.value.reason == "no_component"
+    assert info.value.why == "timeout"  # the first component's reason, for the client
 
 
 async def test_fallback_chain_uses_the_first_ranker_that_answers() -> None:
@@ -117,7 +120,10 @@ async def test_fallback_chain_uses_the_first_ranker_that_answers() -> None:
     chain = FallbackRanker("rm", [Down("rm", "timeout"), backup], lambda r, w: seen.append((r, w)))
     ranking = await chain.score(PROMPT, candidates(GOOD, OTHER))
     assert ranking.rewards == [0.3, 0.8]
+    assert ranking.label("rm") == "backup (rm unavailable: timeout)"
     assert seen == [("rm", "timeout")]
+    answered = await FallbackRanker("m", [Fixed("m", [0.5])]).score(PROMPT, candidates(GOOD))
+    assert answered.label("m") == "m"
     with pytest.raises(RankerUnavailable):
         await FallbackRanker("x", [Down("a"), Down("b")]).score(PROMPT, candidates(GOOD))
 
@@ -140,9 +146,25 @@ async def test_registry_builds_built_ins_and_definitions_and_falls_back_to_heuri
     assert set(BUILT_IN) | {"mine"} == set(rankers)
     ranking = await rankers["blend"].score(PROMPT, candidates(GOOD, REFUSAL))
     assert ranking.rewards[0] > ranking.rewards[1]
+    assert ("static", "loading") in seen
+    assert ranking.label("blend") == "heuristic (blend unavailable: loading)"
+    embedded = await rankers["embedding"].score(PROMPT, candidates(GOOD, REFUSAL))
     assert ("embedding", "loading") in seen
+    assert embedded.label("embedding") == "heuristic (embedding unavailable: loading)"
     mine = await rankers["mine"].score(PROMPT, candidates(GOOD, "Canberra."))
     assert "too_short" in mine.reasons[1]
+
+
+def test_the_full_model_is_wanted_only_where_a_ranker_uses_it() -> None:
+    specs = SPECS.validate_python(
+        {
+            "mixed": {"kind": "blend", "weights": {"heuristic": 1.0}, "fallback": ["deep"]},
+            "deep": {"kind": "blend", "weights": {"embedding": 1.0}},
+        }
+    )
+    assert not depends_on({}, ["blend", "heuristic"], "embedding")
+    assert depends_on({}, ["blend"], "static")
+    assert depends_on(specs, ["mixed"], "embedding")  # through a fallback and a blend
 
 
 def test_registry_refuses_unknown_names_cycles_and_bad_settings() -> None:

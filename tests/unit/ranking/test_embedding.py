@@ -13,7 +13,7 @@ import pytest
 from ranking.base import Candidate, Prompt, RankerUnavailable
 from ranking.batcher import MicroBatcher
 from ranking.embedding import EmbeddingModel, EmbeddingRanker, query_text
-from ranking.encoder import Encoder
+from ranking.encoder import Encoder, text_key
 from ranking.minilm import ensure_onnx
 
 TEXTS = [
@@ -66,7 +66,7 @@ def prompt(question: str = QUESTION) -> Prompt:
 
 
 def test_onnx_fp32_matches_sentence_transformers() -> None:
-    encoder = Encoder(ensure_onnx(quantize=False), cache_size=0)
+    encoder = Encoder(ensure_onnx(quantize=False), cache_bytes=0)
     vectors = encoder.run(TEXTS)
     np.testing.assert_allclose(vectors @ vectors.T, REFERENCE, atol=2e-3)
     np.testing.assert_allclose(vectors[1][:6], REFERENCE_HEAD, atol=1e-3)
@@ -86,6 +86,19 @@ def test_the_encoder_caches_texts_it_has_seen(model: EmbeddingModel) -> None:
     again = encoder.encode(["a prompt asked twice", "x"])
     assert time.perf_counter() - started < 0.005
     np.testing.assert_array_equal(first, again)
+
+
+def test_the_cache_keeps_digests_not_texts_and_stays_within_its_bytes() -> None:
+    encoder = Encoder(ensure_onnx(quantize=True), cache_bytes=20_000)
+    long_prompt = "tell me about " + "verylongword " * 5000
+    first = encoder.encode([long_prompt, *(f"question number {i}" for i in range(40))])
+    cache = encoder._cache
+    assert 0 < len(cache) <= encoder.cache_entries
+    assert encoder.cache_bytes <= 20_000
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in cache)
+    assert text_key("question number 39") in cache and text_key(long_prompt) not in cache
+    again = encoder.encode(["question number 39"])  # recent: served from the cache
+    np.testing.assert_array_equal(again[0], first[-1])
 
 
 async def test_a_correct_reply_beats_an_off_topic_one(ranker: EmbeddingRanker) -> None:

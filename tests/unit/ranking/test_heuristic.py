@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ranking.base import Candidate, Prompt, Ranker, Ranking
-from ranking.heuristic import HeuristicRanker, stem
+from ranking.heuristic import HeuristicRanker, _cached_stem, stem
 
 CAPITAL = "What is the capital of Australia?"
 CAPITAL_ANSWER = (
@@ -229,6 +229,15 @@ def test_is_a_ranker() -> None:
     ranker = HeuristicRanker()
     assert isinstance(ranker, Ranker)
     assert ranker.name == "heuristic"
+
+
+def test_only_short_words_are_cached_by_the_stemmer() -> None:
+    before = _cached_stem.cache_info().currsize
+    for i in range(50):
+        assert stem("x" * 1000 + f"{i}ings") == "x" * 1000 + f"{i}ing"
+    assert _cached_stem.cache_info().currsize == before
+    stem("replying")
+    assert _cached_stem.cache_info().currsize <= before + 1
 
 
 @pytest.mark.parametrize(
