@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ranking.constraints import Constraints
+
+# Filters and rankers read at most this much of a prompt: its head and its tail, where the
+# question usually is. Beyond it a big prompt would cost every candidate's checks.
+MAX_PROMPT_CHARS = 16384
 
 
 def message_text(content: object) -> str:
@@ -16,23 +23,56 @@ def message_text(content: object) -> str:
     return ""
 
 
+def bounded(text: str, limit: int = MAX_PROMPT_CHARS) -> str:
+    """The text if short enough, else its head and tail, `limit` characters in all."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "\n" + text[-half:]
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """What the user asked: the conversation flattened to text, and the last user turn."""
+    """What the user asked: the conversation flattened to text, and the last user turn.
+
+    `constraints` is what the request asked of a reply's form (JSON, a schema, tool calls,
+    its own stop and max_tokens); None when it asked for nothing but text.
+    """
 
     text: str
     last_user: str
     messages: tuple[dict[str, object], ...] = ()
+    constraints: Constraints | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call a reply makes: the function's name and its arguments as sent."""
+
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One miner's reply, as a ranker sees it."""
+    """One miner's reply, as a ranker sees it.
+
+    `text` is what rankers compare: the reply's content, followed by its tool calls written
+    as `name(arg=value, ...)` when it makes any (see `ranking.constraints.call_text`).
+    """
 
     uid: int
     text: str
     finish_reason: str | None = None
     latency_ms: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+    content: str | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def said(self) -> str:
+        """The reply's content alone (its text when no separate content was given)."""
+        return self.text if self.content is None else self.content
 
 
 @dataclass(slots=True)

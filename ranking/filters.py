@@ -12,7 +12,17 @@ of the masks, so a filtered reply loses whatever the reward models thought of it
 | repetitive   | many repeated word trigrams, or a sentence or paragraph said twice  | 0.3    |
 | refusal      | refusal boilerplate ("I'm sorry, but I can't…", "As an AI…")        | 0.1    |
 | blocked      | a configured blocklist pattern matches                              | 0      |
-| truncated    | finish_reason "length", or it stops mid-sentence                    | 0.4    |
+| truncated    | finish_reason "length", or it stops mid-sentence (not when the      | 0.4    |
+|              | request's own `max_tokens` or `stop` cut it)                        |        |
+
+When the request asks for JSON, `too_short`, `repetitive` and `truncated` do not run (the
+schema check judges the form). Then the request-aware filters (ranking.request_filters):
+`schema`, `tool_call`, `outvoted`.
+A reply that only calls tools is not judged by the prose filters.
+
+The prompt's words and word pairs are computed once per request, from at most
+`MAX_PROMPT_CHARS` of it (`ranking.base.bounded`): a megabyte prompt costs no more per
+candidate than a short one.
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ranking.base import Candidate, Prompt
+from ranking.base import Candidate, Prompt, bounded
+from ranking.constraints import Constraints
+from ranking.request_filters import REQUEST_FACTORS, blocking_reasons, request_reasons
 
 FACTORS = {
     "empty": 0.0,
@@ -32,7 +44,12 @@ FACTORS = {
     "refusal": 0.1,
     "blocked": 0.0,
     "truncated": 0.4,
+    **REQUEST_FACTORS,
 }
+# What a race checks before returning a reply at once: cheap, and each needs no other reply.
+CHEAP = ("empty", "echo", "refusal")
+# Filters that judge prose and mislead on JSON (short values, repeated keys, a closing brace).
+PROSE_ONLY = frozenset({"too_short", "repetitive", "truncated"})
 ECHO_COPY_FRACTION = 0.6
 REPEAT_TRIGRAM_FRACTION = 0.3
 REPEAT_MIN_TRIGRAMS = 8
@@ -87,13 +104,26 @@ def _pairs(words: Sequence[str]) -> list[tuple[str, str]]:
     return list(itertools.pairwise(words))
 
 
-def is_echo(reply_words: Sequence[str], prompt_words: Sequence[str]) -> bool:
+@dataclass(frozen=True, slots=True)
+class PromptFeatures:
+    """What the filters need from the prompt, computed once per request."""
+
+    words: tuple[str, ...]
+    pairs: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(cls, prompt: Prompt) -> PromptFeatures:
+        """The (bounded) last user turn's words and word pairs."""
+        words = _words(bounded(prompt.last_user or prompt.text))
+        return cls(tuple(words), frozenset(_pairs(words)))
+
+
+def is_echo(reply_words: Sequence[str], prompt: PromptFeatures) -> bool:
     """Most of the reply's word pairs occur in the prompt (and the reply adds little)."""
     pairs = _pairs(reply_words)
-    prompt_pairs = set(_pairs(prompt_words))
-    if not pairs or not prompt_pairs:
-        return bool(reply_words) and list(reply_words) == list(prompt_words)
-    copied = sum(1 for p in pairs if p in prompt_pairs)
+    if not pairs or not prompt.pairs:
+        return bool(reply_words) and tuple(reply_words) == prompt.words
+    copied = sum(1 for p in pairs if p in prompt.pairs)
     return copied / len(pairs) >= ECHO_COPY_FRACTION
 
 
@@ -112,6 +142,16 @@ def is_repetitive(text: str, words: Sequence[str]) -> bool:
             return True
         seen.add(sentence)
     return False
+
+
+def cut_by_request(candidate: Candidate, constraints: Constraints | None) -> bool:
+    """The reply ended where the request itself said to: its `max_tokens` or a `stop` string."""
+    if constraints is None:
+        return False
+    if candidate.finish_reason == "length" and constraints.max_tokens is not None:
+        used = candidate.completion_tokens
+        return used is None or used >= constraints.max_tokens
+    return candidate.finish_reason == "stop" and constraints.has_stop
 
 
 def is_truncated(text: str, n_words: int, finish_reason: str | None) -> bool:
@@ -143,7 +183,7 @@ def is_refusal(text: str) -> bool:
 
 
 class Filters:
-    """Runs the configured filters over a request's candidates."""
+    """Runs the configured filters, then the request-aware ones, over a request's candidates."""
 
     def __init__(self, config: FilterConfig | None = None) -> None:
         self.config = config or FilterConfig()
@@ -151,32 +191,53 @@ class Filters:
 
     def apply(self, prompt: Prompt, candidates: Sequence[Candidate]) -> FilterResult:
         """A mask and reasons per candidate, in order."""
-        prompt_words = _words(prompt.last_user or prompt.text)
+        features = PromptFeatures.of(prompt)
+        asked, factors = request_reasons(prompt.constraints, candidates)
         masks: list[float] = []
         reasons: list[list[str]] = []
-        for candidate in candidates:
-            fired = self.reasons(candidate, prompt_words)
+        for candidate, formal in zip(candidates, asked, strict=True):
+            fired = self.reasons(candidate, features, prompt.constraints)
+            fired += [r for r in formal if r not in self.config.disabled]
             mask = 1.0
             for reason in fired:
-                mask *= FACTORS[reason]
+                mask *= factors.get(reason, FACTORS.get(reason, 1.0))
             masks.append(mask)
             reasons.append(fired)
         return FilterResult(masks, reasons)
 
-    def reasons(self, candidate: Candidate, prompt_words: Sequence[str]) -> list[str]:
-        """The filters that fire on one reply."""
-        text = candidate.text.strip()
+    def reasons(
+        self,
+        candidate: Candidate,
+        prompt: PromptFeatures,
+        constraints: Constraints | None = None,
+    ) -> list[str]:
+        """The prose filters that fire on one reply (none on a reply that only calls tools)."""
+        text = candidate.said.strip()
+        if candidate.tool_calls and not text:
+            return []
         words = _words(text)
         checks: list[tuple[str, bool]] = []
         if not words:
             checks.append(("empty", True))
         else:
+            truncated = not cut_by_request(candidate, constraints) and is_truncated(
+                text, len(words), candidate.finish_reason
+            )
             checks += [
                 ("too_short", len(words) < self.config.min_words),
-                ("echo", is_echo(words, prompt_words)),
+                ("echo", is_echo(words, prompt)),
                 ("repetitive", is_repetitive(text, words)),
                 ("refusal", is_refusal(text)),
                 ("blocked", any(p.search(text) for p in self.blocklist)),
-                ("truncated", is_truncated(text, len(words), candidate.finish_reason)),
+                ("truncated", truncated),
             ]
-        return [name for name, fired in checks if fired and name not in self.config.disabled]
+        skipped = self.config.disabled
+        if constraints is not None and constraints.wants_json:
+            skipped = skipped | PROSE_ONLY
+        return [name for name, fired in checks if fired and name not in skipped]
+
+
+def cheap_reasons(prompt: Prompt, candidate: Candidate) -> list[str]:
+    """Why a race must not return this reply at once: empty, echo, refusal, schema, tool call."""
+    reasons = [r for r in Filters().reasons(candidate, PromptFeatures.of(prompt)) if r in CHEAP]
+    return [*reasons, *blocking_reasons(prompt.constraints, candidate)]

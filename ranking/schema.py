@@ -1,0 +1,250 @@
+"""JSON Schema checks of miners' replies against a client's schema, bounded in size, depth and time.
+
+A schema comes from the client and a reply from a miner: both are hostile. A schema is
+refused when it is bigger than `MAX_SCHEMA_BYTES`, nests deeper than `MAX_SCHEMA_DEPTH`, is
+not a valid 2020-12 schema, or refers outside itself. Checking a reply costs at most
+`budget.steps` keyword evaluations and `budget.seconds` of time (a schema of small size can
+still ask for exponential work through `$ref`s); over budget, the reply does not conform.
+Regular expressions (`pattern`, `patternProperties`) run under the `regex` module's timeout,
+so a pattern with catastrophic backtracking cannot hang the event loop.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import regex
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
+
+MAX_SCHEMA_BYTES = 64 * 1024
+MAX_SCHEMA_DEPTH = 32
+REGEX_TIMEOUT_S = 0.005
+DEFAULT_STEPS = 20_000
+DEFAULT_SECONDS = 0.02
+_TIME_EVERY = 64
+
+Keyword = Callable[[Any, Any, Any, Mapping[str, Any]], Iterator[ValidationError] | None]
+
+
+class SchemaRefused(ValueError):
+    """A client schema that will not be used: too big, too deep, invalid or not self-contained."""
+
+
+class OverBudget(Exception):
+    """A check ran past its step or time budget."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """How much work one check may do."""
+
+    steps: int = DEFAULT_STEPS
+    seconds: float = DEFAULT_SECONDS
+    _deadline: float = field(default=0.0, init=False)
+
+    def start(self) -> None:
+        """Start the clock."""
+        self._deadline = time.perf_counter() + self.seconds
+
+    def spend(self) -> None:
+        """One keyword evaluated; raise `OverBudget` when out of steps or time."""
+        self.steps -= 1
+        if self.steps < 0:
+            raise OverBudget("step budget spent")
+        if self.steps % _TIME_EVERY == 0 and time.perf_counter() > self._deadline:
+            raise OverBudget("time budget spent")
+
+
+_BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("schema_budget")
+
+
+def _search(pattern: str, text: str) -> bool:
+    """`regex.search` under a timeout; a pattern that times out does not match."""
+    try:
+        return regex.search(pattern, text, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        raise OverBudget("regular expression timed out") from None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _search(pattern, instance):
+        yield ValidationError(f"{instance[:80]!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, allowed: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    known = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    extras = [k for k in instance if k not in known and not any(_search(p, k) for p in patterns)]
+    if validator.is_type(allowed, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], allowed, path=extra)
+    elif not allowed and extras:
+        yield ValidationError(f"additional properties are not allowed ({sorted(extras)[:5]})")
+
+
+def _budgeted(keyword: Keyword) -> Keyword:
+    """The keyword, charging one step of the current check's budget first."""
+
+    def check(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+        budget = _BUDGET.get(None)
+        if budget is not None:
+            budget.spend()
+        errors = keyword(validator, value, instance, schema)
+        if errors is not None:
+            yield from errors
+
+    return check
+
+
+_OWN: dict[str, Keyword] = {
+    "pattern": _pattern,
+    "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties,
+}
+BoundedValidator = jsonschema.validators.extend(
+    Draft202012Validator,
+    {
+        name: _budgeted(_OWN.get(name, keyword))
+        for name, keyword in Draft202012Validator.VALIDATORS.items()
+    },
+)
+
+
+def _depth_and_refs(schema: Any) -> tuple[int, list[str]]:
+    """How deep the document nests, and every `$ref`/`$dynamicRef` in it (iteratively)."""
+    deepest, refs = 0, []
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_SCHEMA_DEPTH:
+            break
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                    refs.append(value)
+                stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+    return deepest, refs
+
+
+def closed(schema: Any) -> Any:
+    """The schema as OpenAI's strict mode reads it: objects closed, every property required."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: closed(v) for k, v in schema.items()}
+    if isinstance(out.get("properties"), dict) and (
+        out.get("type") == "object" or "type" not in out
+    ):
+        out.setdefault("additionalProperties", False)
+        required = out.get("required")
+        listed = [r for r in required if isinstance(r, str)] if isinstance(required, list) else []
+        out["required"] = sorted({*listed, *out["properties"]})
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSchema:
+    """A client schema, checked once per request, ready to check replies."""
+
+    validator: Validator
+
+    def conforms(self, instance: Any, budget: Budget) -> bool:
+        """Whether the instance validates, within the budget (over budget: it does not)."""
+        budget.start()
+        token = _BUDGET.set(budget)
+        try:
+            return next(iter(self.validator.iter_errors(instance)), None) is None
+        except (OverBudget, RecursionError, Unresolvable):
+            return False
+        finally:
+            _BUDGET.reset(token)
+
+
+def compile_schema(schema: Any, strict: bool, size: int) -> CompiledSchema:
+    """Check a client schema (`size`: its JSON length) and build its validator, or refuse it."""
+    if size > MAX_SCHEMA_BYTES:
+        raise SchemaRefused(f"the schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are accepted")
+    if not isinstance(schema, dict | bool):
+        raise SchemaRefused("the schema must be a JSON object")
+    depth, refs = _depth_and_refs(schema)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise SchemaRefused(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
+    outside = [r for r in refs if not r.startswith("#")]
+    if outside:
+        raise SchemaRefused(f"the schema refers outside itself ({outside[0][:80]!r})")
+    patterns = list(_patterns(schema))
+    if patterns and _has_key(schema, "unevaluatedProperties"):
+        # jsonschema checks those patterns with `re`, which no timeout bounds.
+        raise SchemaRefused("patternProperties with unevaluatedProperties is not supported")
+    if strict:
+        schema = closed(schema)
+    budget = Budget(steps=DEFAULT_STEPS * 5, seconds=DEFAULT_SECONDS * 5)
+    budget.start()
+    token = _BUDGET.set(budget)
+    try:
+        Draft202012Validator.check_schema(schema)
+        for pattern in patterns:
+            regex.compile(pattern)
+    except SchemaError as exc:
+        raise SchemaRefused(f"the schema is not valid JSON Schema: {exc.message[:200]}") from None
+    except (regex.error, OverBudget, RecursionError) as exc:
+        raise SchemaRefused(f"the schema cannot be used: {str(exc)[:200]}") from None
+    finally:
+        _BUDGET.reset(token)
+    return CompiledSchema(BoundedValidator(schema, format_checker=FormatChecker()))
+
+
+def _has_key(schema: Any, key: str) -> bool:
+    """Whether any object in the document has `key`."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if key in node:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _patterns(schema: Any) -> Iterator[str]:
+    """Every regular expression the schema holds."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                yield node["pattern"]
+            if isinstance(node.get("patternProperties"), dict):
+                yield from node["patternProperties"]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
