@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ranking.base import Candidate, Prompt, Ranking
+from ranking.base import Candidate, Prompt, Ranking, bounded
+from ranking.constraints import Constraints
+from ranking.filters import cut_by_request
 
 # Weights of a reward's three parts before penalties; they sum to 1.
 RELEVANCE_WEIGHT = 0.6  # recall of the prompt's content words in the reply
@@ -188,12 +190,12 @@ class HeuristicRanker:
 
     def rank(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """Reward each candidate in [0, 1], in the order given, with penalty reasons."""
-        question = (prompt.last_user or prompt.text).lower()
+        question = bounded(prompt.last_user or prompt.text).lower()
         prompt_tokens = _WORD.findall(question)
         prompt_content = content_words(prompt_tokens)
         prompt_bigrams = set(_bigrams(prompt_tokens))
 
-        replies = [self._inspect(c, prompt_bigrams) for c in candidates]
+        replies = [self._inspect(c, prompt_bigrams, prompt.constraints) for c in candidates]
         # Agreement is judged on what replies add beyond the prompt, among unpenalised replies.
         novel = [r.content - prompt_content for r in replies]
         pool = [i for i, r in enumerate(replies) if not r.reasons]
@@ -219,7 +221,11 @@ class HeuristicRanker:
         return Ranking(rewards=rewards, reasons=[r.reasons for r in replies])
 
     @staticmethod
-    def _inspect(candidate: Candidate, prompt_bigrams: set[tuple[str, str]]) -> _Reply:
+    def _inspect(
+        candidate: Candidate,
+        prompt_bigrams: set[tuple[str, str]],
+        constraints: Constraints | None = None,
+    ) -> _Reply:
         """Tokenise one reply and list the penalties it earns."""
         text = candidate.text.strip()
         lowered = text.lower().replace("\u2019", "'")
@@ -229,7 +235,8 @@ class HeuristicRanker:
         reasons: list[str] = []
         if _is_echo(tokens, prompt_bigrams):
             reasons.append("echo")
-        if _is_truncated(text, len(tokens), candidate.finish_reason):
+        cut_short = not cut_by_request(candidate, constraints)
+        if cut_short and _is_truncated(text, len(tokens), candidate.finish_reason):
             reasons.append("truncated")
         if _is_repetitive(lowered, tokens):
             reasons.append("repetitive")

@@ -15,6 +15,7 @@ from aiohttp import web
 from miners.epistula_verify import Verifier
 from miners.guard import Capacity, refuse_unsigned
 from miners.sim import faults as sim_faults
+from miners.sim import structured
 from miners.sim.profiles import FailureMode, MinerProfile
 from miners.sim.questions import Answer, answer
 from miners.sim.wire import (
@@ -143,18 +144,26 @@ class SimMiner:
 
     def _reply(self, endpoint: Endpoint, parsed: Request) -> Reply:
         """The completion this miner gives, cut at `max_tokens`."""
-        said = _cut(answer(parsed.prompt, self.profile.quality), parsed.max_tokens)
+        profile = self.profile
+        said = _cut(answer(parsed.prompt, profile.quality), parsed.max_tokens)
+        call = None
+        if endpoint is _CHAT and profile.quality != "empty":
+            call = structured.tool_call(parsed.asked, parsed.prompt, profile.structured)
+            shaped = structured.json_reply(parsed.asked, parsed.prompt, profile.structured)
+            if call is None and shaped is not None:
+                said = Answer(shaped)
         rid = f"{endpoint.id_prefix}{self._tag}{next(self._ids):x}"
-        model = parsed.model or self.profile.model
-        tokens = count_tokens(said.text)
         return Reply(
             rid,
             int(time.time()),
-            model,
-            said.text,
-            said.finish_reason,
+            parsed.model or profile.model,
+            "" if call else said.text,
+            "tool_calls" if call else said.finish_reason,
             parsed.prompt_tokens,
-            tokens,
+            count_tokens(call[1] if call else said.text),
+            tool_call=call,
+            reasoning=f"Thinking about: {parsed.prompt[:80]}" if profile.reasoning else None,
+            logprobs=parsed.logprobs,
         )
 
     async def _send(

@@ -27,10 +27,13 @@ Quality = Literal[
     "rambling",
     "hostile",
 ]
+# How a miner answers requests for JSON or offering tools (miners.sim.structured).
+Structured = Literal["follow", "prose", "broken_json", "wrong_json", "wrong_tool"]
 FailureMode = Literal["none", "error", "hang", "malformed", "empty", "drop_stream", "slow_drip"]
 LatencyKind = Literal["fixed", "normal", "lognormal"]
 
 QUALITIES: tuple[Quality, ...] = get_args(Quality)
+STRUCTURED: tuple[Structured, ...] = get_args(Structured)
 FAILURE_MODES: tuple[FailureMode, ...] = get_args(FailureMode)
 
 
@@ -87,6 +90,10 @@ class MinerProfile(BaseModel):
 
     name: str = "good"
     quality: Quality = "good"
+    structured: Structured = Field(
+        default="follow", description="answer to response_format and tools: right or wrong how"
+    )
+    reasoning: bool = Field(default=False, description="send reasoning_content before the reply")
     latency: Latency = Latency()
     failure: FailureMode = "none"
     failure_rate: float = Field(default=1.0, ge=0, le=1, description="share of requests failing")

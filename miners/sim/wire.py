@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from miners.sim.structured import Asked
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 DONE = b"data: [DONE]\n\n"
 WORDS_PER_PIECE = 3
+ARGUMENT_PIECE_CHARS = 8
 
 _PIECE = re.compile(rf"(?:\s*\S+){{1,{WORDS_PER_PIECE}}}\s*|\s+")
 
@@ -55,11 +58,17 @@ class Request:
     stream: bool
     include_usage: bool
     max_tokens: int | None
+    asked: Asked = field(default_factory=lambda: Asked(None, [], None))
+    logprobs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One completion to send, in either endpoint's shape."""
+    """One completion to send, in either endpoint's shape.
+
+    With `tool_call` (name, arguments) the reply calls that function instead of talking;
+    `reasoning` rides in `reasoning_content`; `logprobs` adds a logprob per piece.
+    """
 
     id: str
     created: int
@@ -68,6 +77,23 @@ class Reply:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    tool_call: tuple[str, str] | None = None
+    reasoning: str | None = None
+    logprobs: bool = False
+
+    def call(self, arguments: str) -> dict[str, Any]:
+        """The reply's tool call, with these arguments."""
+        name = self.tool_call[0] if self.tool_call else ""
+        function = {"name": name, "arguments": arguments}
+        return {"id": f"call_{self.id}", "type": "function", "function": function}
+
+    def spoken(self) -> list[str]:
+        """What the reply streams as pieces: its arguments when it calls, else its text."""
+        if self.tool_call:
+            arguments = self.tool_call[1]
+            step = ARGUMENT_PIECE_CHARS
+            return [arguments[i : i + step] for i in range(0, len(arguments), step)]
+        return split_pieces(self.text)
 
     def usage(self) -> dict[str, int]:
         """OpenAI's usage block."""
@@ -97,6 +123,8 @@ def parse_request(payload: dict[str, Any], prompt: str, prompt_tokens: int) -> R
         stream,
         include_usage,
         max_tokens,
+        Asked.of(payload),
+        payload.get("logprobs") is True,
     )
 
 
@@ -133,30 +161,49 @@ class ChatEndpoint:
 
     def body(self, reply: Reply) -> dict[str, Any]:
         """The non-stream `chat.completion` document."""
-        message = {"role": "assistant", "content": reply.text}
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reply.tool_call:
+            message = {**message, "content": None, "tool_calls": [reply.call(reply.tool_call[1])]}
+        if reply.reasoning:
+            message["reasoning_content"] = reply.reasoning
         choice = {
             "index": 0,
             "message": message,
-            "logprobs": None,
+            "logprobs": _logprobs(reply.spoken()) if reply.logprobs else None,
             "finish_reason": reply.finish_reason,
         }
         return _document(reply, "chat.completion", choice) | {"usage": reply.usage()}
 
     def head(self, reply: Reply) -> list[bytes]:
-        """The first chunk, carrying the assistant role."""
-        return [self.chunk(reply, {"role": "assistant", "content": ""}, None)]
+        """The first chunks: the assistant role, any reasoning, the start of any tool call."""
+        head = [self.chunk(reply, {"role": "assistant", "content": ""}, None)]
+        if reply.reasoning:
+            head.append(self.chunk(reply, {"reasoning_content": reply.reasoning}, None))
+        if reply.tool_call:
+            head.append(self.chunk(reply, {"tool_calls": [{"index": 0, **reply.call("")}]}, None))
+        return head
 
     def piece(self, reply: Reply, text: str) -> bytes:
-        """A content delta chunk."""
-        return self.chunk(reply, {"content": text}, None)
+        """A content delta chunk (arguments of the tool call when the reply calls one)."""
+        if reply.tool_call:
+            delta = {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+            return self.chunk(reply, delta, None)
+        logprobs = _logprobs([text]) if reply.logprobs else None
+        return self.chunk(reply, {"content": text}, None, logprobs)
 
     def last(self, reply: Reply) -> bytes:
         """The chunk carrying the finish reason."""
         return self.chunk(reply, {}, reply.finish_reason)
 
-    def chunk(self, reply: Reply, delta: dict[str, Any], finish_reason: str | None) -> bytes:
+    def chunk(
+        self,
+        reply: Reply,
+        delta: dict[str, Any],
+        finish_reason: str | None,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
         """One `chat.completion.chunk` event."""
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         return sse(_document(reply, self.chunk_object, choice))
 
 
@@ -200,6 +247,15 @@ class CompletionEndpoint:
 
 
 Endpoint = ChatEndpoint | CompletionEndpoint
+SYSTEM_FINGERPRINT = "fp_bitgate_sim"
+
+
+def _logprobs(pieces: list[str]) -> dict[str, Any]:
+    """Chat logprobs for the pieces: one made-up entry per piece."""
+    entries: list[dict[str, Any]] = [
+        {"token": p, "logprob": -0.01, "bytes": None, "top_logprobs": []} for p in pieces
+    ]
+    return {"content": entries}
 
 
 def _document(reply: Reply, kind: str, choice: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +265,7 @@ def _document(reply: Reply, kind: str, choice: dict[str, Any]) -> dict[str, Any]
         "object": kind,
         "created": reply.created,
         "model": reply.model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [choice],
     }
 
@@ -229,7 +286,7 @@ class StreamPlan:
 
 def plan_stream(endpoint: Endpoint, reply: Reply, include_usage: bool) -> StreamPlan:
     """The frames of a reply's stream; with `include_usage` a usage chunk precedes [DONE]."""
-    pieces = split_pieces(reply.text)
+    pieces = reply.spoken()
     tail = [endpoint.last(reply)]
     if include_usage:
         usage = {
