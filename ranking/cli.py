@@ -19,9 +19,11 @@ from pydantic import TypeAdapter, ValidationError
 from ranking.base import Ranker
 from ranking.embedding import EmbeddingModel
 from ranking.evalset import EVAL_FILE, WORSE_KINDS, load_items
+from ranking.evalset_structured import STRUCTURED_FILE, STRUCTURED_KINDS
 from ranking.evaluate import RandomRanker, Report, evaluate
 from ranking.registry import RankerConfigError, RankerSpec, build_rankers
 from ranking.static import StaticModel
+from ranking.request_filters import RequestAwareRanker
 
 DEFAULT_RANKERS = (
     "random",
@@ -48,8 +50,13 @@ def register(ranking: argparse.ArgumentParser) -> None:
     ranking.add_argument(
         "--ranker", action="append", help="ranker name (repeatable; default: the usual set)"
     )
-    ranking.add_argument("--split", choices=["all", "dev", "test"], default="all")
-    ranking.add_argument("--data", type=Path, default=EVAL_FILE, help="eval JSONL file")
+    ranking.add_argument(
+        "--split",
+        choices=["all", "dev", "test", "structured"],
+        default="all",
+        help="structured: requests with a JSON schema or tools (ranking/data/structured.jsonl)",
+    )
+    ranking.add_argument("--data", type=Path, help="eval JSONL file (default: the split's)")
     ranking.add_argument(
         "--rankers-file", type=Path, help="YAML/JSON with a `rankers:` mapping (e.g. a pools file)"
     )
@@ -57,6 +64,11 @@ def register(ranking: argparse.ArgumentParser) -> None:
     ranking.add_argument("--by-kind", action="store_true", help="also show losses by reply kind")
     ranking.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ranking.add_argument("--fp32", action="store_true", help="the embedding model unquantised")
+    ranking.add_argument(
+        "--without-request-filters",
+        action="store_true",
+        help="rank as before the schema and tool checks (for comparison)",
+    )
     ranking.set_defaults(run=lambda args: asyncio.run(run(args)))
 
 
@@ -69,7 +81,7 @@ def load_specs(path: Path | None) -> dict[str, RankerSpec]:
     return _SPECS.validate_python(raw)
 
 
-def table(reports: Sequence[Report], by_kind: bool) -> str:
+def table(reports: Sequence[Report], by_kind: bool, kinds: Sequence[str] = WORSE_KINDS) -> str:
     """The figures as a fixed-width table."""
     head = (
         f"{'ranker':<20} {'top-1':>6} {'pairwise':>8} {'p50 ms':>8} {'p99 ms':>8} {'fallbacks':>9}"
@@ -82,18 +94,19 @@ def table(reports: Sequence[Report], by_kind: bool) -> str:
         )
     if by_kind:
         lines += ["", "share of items where a reply of this kind scored >= the best reply:"]
-        lines.append(f"{'ranker':<20} " + " ".join(f"{k[:9]:>9}" for k in WORSE_KINDS))
+        lines.append(f"{'ranker':<20} " + " ".join(f"{k[:9]:>9}" for k in kinds))
         for r in reports:
-            lines.append(
-                f"{r.name:<20} " + " ".join(f"{r.loss_rate(k):>9.3f}" for k in WORSE_KINDS)
-            )
+            lines.append(f"{r.name:<20} " + " ".join(f"{r.loss_rate(k):>9.3f}" for k in kinds))
     return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace) -> int:
     """Load the model and the set, evaluate each ranker, print the table."""
+    structured = args.split == "structured"
     split = None if args.split == "all" else args.split
-    items = load_items(args.data, split)[: args.limit]
+    data = args.data or (STRUCTURED_FILE if structured else EVAL_FILE)
+    items = load_items(data, split)[: args.limit]
+    kinds = STRUCTURED_KINDS if structured else WORSE_KINDS
     names = args.ranker or list(DEFAULT_RANKERS)
     model = EmbeddingModel(quantize=not args.fp32)
     static = StaticModel()
@@ -110,6 +123,10 @@ async def run(args: argparse.Namespace) -> int:
         except (RankerConfigError, ValidationError, OSError) as exc:
             print(f"bitgate eval: {exc}", file=sys.stderr)
             return 2
+        if args.without_request_filters:
+            rankers = {
+                n: r.ranker if isinstance(r, RequestAwareRanker) else r for n, r in rankers.items()
+            }
         rankers["random"] = RandomRanker()
         unknown = [n for n in names if n not in rankers]
         if unknown:
@@ -124,7 +141,7 @@ async def run(args: argparse.Namespace) -> int:
         except Exception as exc:
             print(f"bitgate eval: the embedding model did not load: {exc}", file=sys.stderr)
             return 1
-        print(f"{len(items)} prompts ({args.split}), 10 candidates each, one request at a time;")
+        print(f"{len(items)} prompts ({args.split}), ten candidates each, one request at a time;")
         print(f"cpu cores: {os.cpu_count()}; embedding model: {model.encoder.path.name}\n")
 
         def cold() -> None:
@@ -136,15 +153,15 @@ async def run(args: argparse.Namespace) -> int:
                 await evaluate(rankers[name], items, cold, lambda: sum(fallbacks.values()))
             )
         await model.aclose()
-    print(table(reports, args.by_kind))
+    print(table(reports, args.by_kind, kinds))
     if fallbacks:
         print(f"\nfallbacks: {dict(fallbacks)}")
     if args.json:
-        args.json.write_text(json.dumps([_as_dict(r) for r in reports], indent=2))
+        args.json.write_text(json.dumps([_as_dict(r, kinds) for r in reports], indent=2))
     return 0
 
 
-def _as_dict(report: Report) -> dict[str, Any]:
+def _as_dict(report: Report, kinds: Sequence[str]) -> dict[str, Any]:
     return {
         "ranker": report.name,
         "items": report.items,
@@ -153,5 +170,5 @@ def _as_dict(report: Report) -> dict[str, Any]:
         "p50_ms": round(report.percentile(50), 3),
         "p99_ms": round(report.percentile(99), 3),
         "fallbacks": report.fallbacks,
-        "losses_by_kind": {k: round(report.loss_rate(k), 4) for k in WORSE_KINDS},
+        "losses_by_kind": {k: round(report.loss_rate(k), 4) for k in kinds},
     }

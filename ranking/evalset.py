@@ -18,7 +18,7 @@ import random
 import re
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ class EvalItem:
     messages: list[dict[str, str]]
     candidates: list[dict[str, Any]]
     best: int
+    request: dict[str, Any] = field(default_factory=dict)
 
     @property
     def last_user(self) -> str:
@@ -211,6 +212,8 @@ def write_items(items: list[EvalItem], path: Path = EVAL_FILE) -> None:
                 "candidates": item.candidates,
                 "best": item.best,
             }
+            if item.request:
+                row["request"] = item.request
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -228,6 +231,7 @@ def load_items(path: Path = EVAL_FILE, split: str | None = None) -> list[EvalIte
                     row["messages"],
                     row["candidates"],
                     row["best"],
+                    row.get("request", {}),
                 )
             )
     return items

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ranking.base import Candidate, Prompt, Ranker, Ranking
+from ranking.base import Candidate, Prompt, Ranker, Ranking, ToolCall
+from ranking.constraints import call_text, constraints_of
 from ranking.evalset import EvalItem
 
 
@@ -53,15 +54,19 @@ def prompt_of(item: EvalItem) -> Prompt:
     """The item's conversation as the gateway would flatten it."""
     turns = [m["content"] for m in item.messages]
     messages: tuple[dict[str, object], ...] = tuple(dict(m) for m in item.messages)
-    return Prompt(text="\n".join(turns), last_user=item.last_user, messages=messages)
+    constraints = constraints_of(item.request) if item.request else None
+    return Prompt("\n".join(turns), item.last_user, messages, constraints)
 
 
 def candidates_of(item: EvalItem) -> list[Candidate]:
-    """The item's replies as miner candidates."""
-    return [
-        Candidate(uid=i, text=c["text"], finish_reason=c.get("finish_reason"))
-        for i, c in enumerate(item.candidates)
-    ]
+    """The item's replies as miner candidates (tool calls shown as the gateway shows them)."""
+    out = []
+    for i, c in enumerate(item.candidates):
+        calls = tuple(ToolCall(t["name"], t["arguments"]) for t in c.get("tool_calls", ()))
+        text = "\n".join(p for p in (c["text"], call_text(calls)) if p)
+        content = c["text"] if calls else None
+        out.append(Candidate(i, text, c.get("finish_reason"), tool_calls=calls, content=content))
+    return out
 
 
 def judge(rewards: Sequence[float], best: int) -> tuple[float, float, list[int]]:

@@ -16,9 +16,9 @@ of the masks, so a filtered reply loses whatever the reward models thought of it
 |              | request's own `max_tokens` or `stop` cut it)                        |        |
 
 When the request asks for JSON, `too_short`, `repetitive` and `truncated` do not run (the
-schema check judges the form). Then the request-aware filters (ranking.request_filters):
-`schema`, `tool_call`, `outvoted`.
-A reply that only calls tools is not judged by the prose filters.
+schema check judges the form). A reply that only calls tools is not judged by them at all.
+The request-aware filters (`schema`, `tool_call`, `outvoted`) wrap every ranker instead
+(ranking.request_filters.RequestAwareRanker), so they hold whichever ranker a request uses.
 
 The prompt's words and word pairs are computed once per request, from at most
 `MAX_PROMPT_CHARS` of it (`ranking.base.bounded`): a megabyte prompt costs no more per
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from ranking.base import Candidate, Prompt, bounded
 from ranking.constraints import Constraints
-from ranking.request_filters import REQUEST_FACTORS, blocking_reasons, request_reasons
+from ranking.request_filters import blocking_reasons
 
 FACTORS = {
     "empty": 0.0,
@@ -44,7 +44,6 @@ FACTORS = {
     "refusal": 0.1,
     "blocked": 0.0,
     "truncated": 0.4,
-    **REQUEST_FACTORS,
 }
 # What a race checks before returning a reply at once: cheap, and each needs no other reply.
 CHEAP = ("empty", "echo", "refusal")
@@ -183,7 +182,7 @@ def is_refusal(text: str) -> bool:
 
 
 class Filters:
-    """Runs the configured filters, then the request-aware ones, over a request's candidates."""
+    """Runs the configured filters over a request's candidates."""
 
     def __init__(self, config: FilterConfig | None = None) -> None:
         self.config = config or FilterConfig()
@@ -192,15 +191,13 @@ class Filters:
     def apply(self, prompt: Prompt, candidates: Sequence[Candidate]) -> FilterResult:
         """A mask and reasons per candidate, in order."""
         features = PromptFeatures.of(prompt)
-        asked, factors = request_reasons(prompt.constraints, candidates)
         masks: list[float] = []
         reasons: list[list[str]] = []
-        for candidate, formal in zip(candidates, asked, strict=True):
+        for candidate in candidates:
             fired = self.reasons(candidate, features, prompt.constraints)
-            fired += [r for r in formal if r not in self.config.disabled]
             mask = 1.0
             for reason in fired:
-                mask *= factors.get(reason, FACTORS.get(reason, 1.0))
+                mask *= FACTORS[reason]
             masks.append(mask)
             reasons.append(fired)
         return FilterResult(masks, reasons)

@@ -47,6 +47,7 @@ from ranking.heuristic import HeuristicRanker
 from ranking.judge import JudgeRanker
 from ranking.remote import RemoteApi, RemoteRewardRanker
 from ranking.static import StaticModel, StaticRanker
+from ranking.request_filters import RequestAwareRanker
 
 DEFAULT_RANKER = "blend"
 DEFAULT_BLEND = {"static": 1.0}
@@ -204,14 +205,16 @@ def build_rankers(
     """Every built-in and defined ranker by name; all but `heuristic` fall back to heuristic.
 
     Without a `static` model the static ranker stays `loading` (and falls back) for good.
+    Each is wrapped in the request-aware filters (JSON, schemas, tools), whatever it is.
     """
     builder = _Builder(specs, session, embedding, on_fallback, static or StaticModel())
     names = [*BUILT_IN, *(n for n in builder.specs if n not in BUILT_IN)]
-    rankers: dict[str, Ranker] = {"heuristic": builder.heuristic}
+    rankers: dict[str, Ranker] = {"heuristic": RequestAwareRanker(builder.heuristic)}
     for name in names:
         if name == "heuristic":
             continue
-        rankers[name] = FallbackRanker(name, [builder.get(name), builder.heuristic], on_fallback)
+        chain = FallbackRanker(name, [builder.get(name), builder.heuristic], on_fallback)
+        rankers[name] = RequestAwareRanker(chain)
     return rankers
 
 

@@ -1,7 +1,7 @@
 """Request-aware filters: a reply must take the form the request asked for.
 
-They run with the other filters (ranking.filters) on every ranker's rewards, and alone in a
-race, where a reply must pass them to be returned.
+`RequestAwareRanker` wraps every ranker the registry builds, so they hold whichever ranker
+(or fallback) scores a request; a race also runs them alone on each reply before returning it.
 
 | reason    | fires when                                                                 | factor  |
 |-----------|----------------------------------------------------------------------------|---------|
@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from ranking.base import Candidate, ToolCall
+from ranking.base import Candidate, Prompt, Ranker, Ranking, ToolCall
 from ranking.constraints import Constraints
 from ranking.schema import Budget
 
@@ -161,3 +161,27 @@ def request_reasons(
         if outvoted and "tool_call" not in reasons[i]:
             reasons[i].append("outvoted")
     return reasons, factors
+
+
+class RequestAwareRanker:
+    """A ranker's rewards times the request-aware masks; its reasons after theirs."""
+
+    def __init__(self, ranker: Ranker) -> None:
+        self.ranker = ranker
+        self.name = ranker.name
+
+    async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
+        """The inner ranking, masked when the request asks for JSON or offers tools."""
+        base = await self.ranker.score(prompt, candidates)
+        constraints = prompt.constraints
+        if constraints is None or not (constraints.wants_json or constraints.tools):
+            return base
+        asked, factors = request_reasons(constraints, candidates)
+        inner = base.reasons or [[] for _ in candidates]
+        rewards = []
+        for reward, why in zip(base.rewards, asked, strict=True):
+            for reason in why:
+                reward *= factors[reason]
+            rewards.append(reward)
+        reasons = [list(dict.fromkeys([*a, *b])) for a, b in zip(asked, inner, strict=True)]
+        return Ranking(rewards, reasons)

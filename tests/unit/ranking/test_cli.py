@@ -34,3 +34,19 @@ def test_eval_ranking_prints_top1_pairwise_and_latency_per_ranker(
 def test_eval_refuses_unknown_rankers(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "ranking", "--limit", "1", "--ranker", "oracle"]) == 2
     assert "oracle" in capsys.readouterr().err
+
+
+def test_eval_has_a_structured_output_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "structured.json"
+    argv = ["eval", "ranking", "--split", "structured", "--by-kind", "--json", str(out)]
+    assert main([*argv, "--ranker", "heuristic", "--ranker", "random"]) == 0
+    printed = capsys.readouterr().out
+    assert "32 prompts (structured)" in printed and "missing_f" in printed
+    figures = {row["ranker"]: row for row in json.loads(out.read_text())}
+    # Every ranker the gateway builds is held to the schema and the tools: however much the
+    # heuristic likes fluent prose or broken JSON, it never puts them above the right reply.
+    losses = figures["heuristic"]["losses_by_kind"]
+    assert losses["prose"] == losses["broken"] == losses["missing_field"] == 0
+    assert figures["heuristic"]["top1"] > 0.7 > figures["random"]["top1"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from ranking.base import MAX_PROMPT_CHARS, Candidate, Prompt, ToolCall, bounded
+from ranking.blend import FilteredRanker
 from ranking.constraints import ConstraintError, call_text, constraints_of, tool_calls_of
-from ranking.filters import FilterConfig, Filters, PromptFeatures, cheap_reasons
+from ranking.filters import Filters, PromptFeatures, cheap_reasons
+from ranking.request_filters import RequestAwareRanker
 
 QUESTION = "What is the weather in Paris today?"
 PROSE = "It is sunny in Paris today, with a light breeze and about twenty degrees."
@@ -47,8 +50,10 @@ def called(uid: int, *calls: tuple[str, str], text: str = "") -> Candidate:
 
 
 def judged(p: Prompt, *candidates: Candidate) -> tuple[list[float], list[list[str]]]:
-    result = Filters().apply(p, candidates)
-    return result.masks, result.reasons
+    """Rewards and reasons from the filters ranker, wrapped as the registry wraps every ranker."""
+    ranker = RequestAwareRanker(FilteredRanker("filters", None, Filters()))
+    result = asyncio.run(ranker.score(p, candidates))
+    return result.rewards, result.reasons
 
 
 # -- response_format -------------------------------------------------------------------------
@@ -96,12 +101,6 @@ def test_strict_requires_every_property() -> None:
         p, said(0, '{"city": "Paris"}'), said(1, '{"city": "Paris", "unit": "celsius"}')
     )
     assert masks == [0.0, 1.0]
-
-
-def test_the_schema_filter_can_be_disabled() -> None:
-    p = prompt(response_format={"type": "json_object"})
-    result = Filters(FilterConfig(disabled=frozenset({"schema"}))).apply(p, [said(0, PROSE)])
-    assert result.masks == [1.0] and result.reasons == [[]]
 
 
 # -- tools and tool_choice -------------------------------------------------------------------

@@ -130,7 +130,9 @@ def test_a_deep_schema_is_refused() -> None:
 
 def test_an_exponential_schema_stops_at_its_budget() -> None:
     # Each level refers twice to the next: 2**40 evaluations if nothing stopped it.
-    defs: dict[str, Any] = {f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)}
+    defs: dict[str, Any] = {
+        f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)
+    }
     defs["d40"] = {"type": "object"}
     schema = {"$defs": defs, "$ref": "#/$defs/d0"}
     check = compiled(schema)
