@@ -47,6 +47,9 @@ class RoutingDefaults(BaseModel):
     max_top_k: int = Field(default=32, ge=1, le=1024)
     max_timeout_s: float = Field(default=120.0, gt=0, le=600)
     miner_model: str | None = None
+    # Miners are asked for one completion each and a request's `n` picks the top n of them;
+    # a pool whose miners should see `n` themselves says so (their first choice is ranked).
+    forward_n: bool = False
 
 
 class PoolConfig(RoutingDefaults):

@@ -13,7 +13,8 @@ from gateway.config import PoolConfig
 from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
 from gateway.pools import Pool
 from gateway.protocol import BitgateOptions, SamplingFields, Strategy
-from ranking.base import Prompt, Ranker, message_text
+from ranking.base import Prompt, Ranker, bounded, message_text
+from ranking.constraints import ConstraintError, constraints_of
 from router.metagraph import Neuron
 from router.miner_client import Kind
 from router.scores import Scoreboard
@@ -34,27 +35,41 @@ class Plan:
     body: bytes
     client_stream: bool
     include_usage: bool
+    n: int = 1
 
 
 def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
-    """What the user asked, flattened for the rankers."""
+    """What the user asked, flattened and bounded for the rankers, with its constraints.
+
+    400 when `response_format`, `tools` or `tool_choice` cannot be honoured.
+    """
+    try:
+        constraints = constraints_of(raw, chat=kind == "chat")
+    except ConstraintError as exc:
+        raise BadRequest(str(exc), param=exc.param) from None
     if kind == "completion":
         prompt = raw["prompt"]
-        text = prompt if isinstance(prompt, str) else "\n".join(prompt)
-        return Prompt(text=text, last_user=text)
+        text = bounded(prompt if isinstance(prompt, str) else "\n".join(prompt))
+        return Prompt(text=text, last_user=text, constraints=constraints)
     messages = raw["messages"]
     turns = [message_text(m.get("content")) for m in messages]
     users = [t for m, t in zip(messages, turns, strict=True) if m.get("role") == "user"]
     return Prompt(
-        text="\n".join(turns),
-        last_user=users[-1] if users else turns[-1],
+        text=bounded("\n".join(turns)),
+        last_user=bounded(users[-1] if users else turns[-1]),
         messages=tuple(messages),
+        constraints=constraints,
     )
 
 
 def miner_body(raw: dict[str, Any], config: PoolConfig, stream: bool) -> bytes:
-    """The body sent to miners: the client's, less the `bitgate` block, model per pool."""
-    dropped = ("bitgate",) if stream else ("bitgate", "stream_options")
+    """The body sent to miners: the client's, less the `bitgate` block, model per pool.
+
+    `n` stays with the gateway (each miner gives one reply) unless the pool forwards it.
+    """
+    dropped = {"bitgate"} if stream else {"bitgate", "stream_options"}
+    if not config.forward_n:
+        dropped.add("n")
     forward = {k: v for k, v in raw.items() if k not in dropped}
     forward["stream"] = stream
     if config.miner_model:
@@ -67,14 +82,25 @@ def miner_body(raw: dict[str, Any], config: PoolConfig, stream: bool) -> bytes:
 def _check_limits(options: BitgateOptions, config: PoolConfig) -> None:
     """400 when a request asks for more fan-out or a longer deadline than its pool allows."""
     limits = (
-        ("top_k", options.top_k, config.max_top_k),
-        ("sample", options.sample, config.max_top_k),
-        ("timeout_s", options.timeout_s, config.max_timeout_s),
+        ("bitgate.top_k", options.top_k, config.max_top_k),
+        ("bitgate.sample", options.sample, config.max_top_k),
+        ("bitgate.timeout_s", options.timeout_s, config.max_timeout_s),
+        ("bitgate.uids", len(options.uids or ()), config.max_top_k),
     )
     for name, asked, limit in limits:
         if asked is not None and asked > limit:
+            raise BadRequest(f"{name} may be at most {limit} in this pool.", param=name)
+
+
+def _check_uids(options: BitgateOptions, pool: Pool) -> None:
+    """400 when a request names miners the pool does not have."""
+    known = {n.uid for n in pool.ranked}
+    for name, uids in (("uids", options.uids), ("exclude_uids", options.exclude_uids)):
+        unknown = sorted(set(uids or ()) - known)
+        if unknown:
             raise BadRequest(
-                f"bitgate.{name} may be at most {limit} in this pool.", param=f"bitgate.{name}"
+                f"bitgate.{name} names uids this pool does not have: {unknown[:10]}.",
+                param=f"bitgate.{name}",
             )
 
 
@@ -117,8 +143,13 @@ class Planner:
         config = pool.config
         opts = request.bitgate or BitgateOptions()
         _check_limits(opts, config)
-        top_k = opts.top_k or config.top_k
-        sample = opts.sample or config.sample or top_k
+        _check_uids(opts, pool)
+        n = request.n or 1
+        if n > config.max_top_k:
+            raise BadRequest(f"n may be at most {config.max_top_k} in this pool.", param="n")
+        named = len(set(opts.uids)) if opts.uids else None
+        top_k = max(opts.top_k or named or config.top_k, n)
+        sample = max(opts.sample or named or config.sample or top_k, n)
         explore = config.explore if opts.explore is None else opts.explore
         candidates = select_candidates(
             pool.ranked,
@@ -129,9 +160,12 @@ class Planner:
             explore=explore,
             now=time.time(),
             rng=self.rng,
+            only=set(opts.uids) if opts.uids else None,
+            exclude=set(opts.exclude_uids or ()),
         )
         if not candidates:
-            raise NoEligibleMiner(f"No miner of pool '{pool.name}' can take a request now.")
+            who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
+            raise NoEligibleMiner(f"{who} of pool '{pool.name}' can take a request now.")
         strategy = opts.strategy or config.strategy
         client_stream = bool(request.stream)
         stream_options = raw.get("stream_options")
@@ -147,4 +181,5 @@ class Planner:
             client_stream=client_stream,
             include_usage=isinstance(stream_options, dict)
             and bool(stream_options.get("include_usage")),
+            n=n,
         )

@@ -70,6 +70,18 @@ class BitgateOptions(BaseModel):
         description="Uniform share of the draw when sample < top_k (0: by score alone). "
         "Default: the pool's explore.",
     )
+    uids: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Ask only these miners (by uid), those of them the pool may ask now; a "
+        "uid the pool does not have is a 400. Default: any eligible miner.",
+    )
+    exclude_uids: list[int] | None = Field(
+        default=None,
+        max_length=1024,
+        description="Never ask these miners (by uid). Default: none excluded.",
+    )
 
 
 class ChatMessage(OpenAIModel):
@@ -84,7 +96,12 @@ class SamplingFields(OpenAIModel):
 
     model: str = Field(min_length=1)
     stream: bool | None = False
-    n: Literal[1] | None = 1
+    n: int | None = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="How many replies: the top n ranked distinct replies, one per miner.",
+    )
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from router.metagraph import Neuron
 
@@ -90,11 +90,16 @@ def select_candidates(
     explore: float,
     now: float,
     rng: random.Random,
+    only: Collection[int] | None = None,
+    exclude: Collection[int] = (),
 ) -> list[Neuron]:
     """Eligible miners → top `top_k` by incentive → `sample` of them, weighted by score.
 
     `ranked` must be ranked by incentive (`rank_by_incentive`); pools keep theirs so.
+    `only` keeps just those uids (a request that names its miners), `exclude` drops uids.
     """
+    if only is not None or exclude:
+        ranked = [n for n in ranked if (only is None or n.uid in only) and n.uid not in exclude]
     top = top_eligible(ranked, top_k, cooling_until, now)
     if sample >= len(top):
         return top
