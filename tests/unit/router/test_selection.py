@@ -227,3 +227,28 @@ def test_top_eligible_skips_ineligible_miners_and_stops_at_k() -> None:
     cooling = {0: NOW + 60}
     assert uids(top_eligible(ranked, 3, cooling, NOW)) == [1, 2, 3]
     assert uids(top_eligible(ranked, 10, cooling, NOW)) == [1, 2, 3, 4, 5]
+
+
+def test_a_request_may_name_or_exclude_its_miners_within_the_eligible() -> None:
+    neurons = [miner(0, 0.5), miner(1, 0.4), miner(2, 0.3, validator_permit=True), miner(3, 0.2)]
+    ranked = rank_by_incentive(neurons)
+
+    def chosen(only: set[int] | None = None, exclude: set[int] | None = None) -> list[int]:
+        picked = select_candidates(
+            ranked,
+            top_k=2,
+            sample=2,
+            scores={},
+            cooling_until={3: NOW + 5},
+            explore=0.0,
+            now=NOW,
+            rng=random.Random(0),
+            only=only,
+            exclude=exclude or set(),
+        )
+        return sorted(n.uid for n in picked)
+
+    assert chosen() == [0, 1]
+    assert chosen(exclude={0}) == [1]  # 2 is a validator, 3 is cooling down
+    assert chosen(only={1, 2, 3}) == [1]
+    assert chosen(only={2, 3}) == []
