@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     cooldown_s: float = Field(default=30.0, ge=0)
     store_sync_s: float = Field(default=1.0, gt=0)
     metagraph_poll_s: float = Field(default=2.0, gt=0)
+    # A best_of stream sends an SSE comment this often while it waits for the miners, so
+    # proxies and clients with idle timeouts keep the connection.
+    sse_keepalive_s: float = Field(default=5.0, gt=0, le=300)
     seed: int | None = None
     # The validator hotkey that signs miner requests (Epistula v2); unset: requests go unsigned.
     hotkey_file: Path | None = None
