@@ -24,7 +24,7 @@ from gateway.protocol import (
     ModelList,
     Readiness,
 )
-from gateway.replay import replay
+from gateway.replay import document, replay
 from gateway.responses import SSE_HEADERS, JSONBytes
 from gateway.state import GatewayState
 from gateway.strategies import LiveStream, Served, Strategies
@@ -54,10 +54,7 @@ def _respond(served: Served) -> Response:
 
 
 def _json(result: Result) -> JSONBytes:
-    body: dict[str, Any] = dict(result.winner.body or {})
-    body["model"] = result.plan.pool.name
-    body["bitgate"] = result.block()
-    return JSONBytes(body, headers=result.headers())
+    return JSONBytes(document(result), headers=result.headers())
 
 
 async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:

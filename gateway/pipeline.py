@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from gateway.candidates import candidate_of
 from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
@@ -15,6 +16,7 @@ from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef
 from gateway.request_log import settled
 from gateway.usage import fanout_tokens
 from ranking.base import Candidate, Ranker, Ranking
+from ranking.filters import cheap_reasons
 from router.metagraph import Neuron
 from router.miner_client import Reply
 from router.scores import Scoreboard
@@ -22,7 +24,6 @@ from router.stats import Outcome
 
 logger = logging.getLogger(__name__)
 
-MAX_RANK_CHARS = 8192
 MIN_RANK_S = 2.0
 
 
@@ -38,11 +39,18 @@ class Result:
     overhead_ms: float = 0.0
     pending: list[Neuron] = field(default_factory=list)
     ranker: str = ""  # the ranker that actually ranked, as `Ranking.label` gives it
+    # With n > 1, the replies returned as choices 0..n-1 (the winner first).
+    choices: list[Reply] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> list[Reply]:
+        """The replies sent back, one per choice."""
+        return self.choices or [self.winner]
 
     def block(self) -> BitgateBlock:
         """The `bitgate` block of the response."""
         plan = self.plan
-        return {
+        block: BitgateBlock = {
             "pool": plan.pool.name,
             "strategy": plan.strategy,
             "ranker": self.ranker or plan.ranker.name,
@@ -52,6 +60,9 @@ class Result:
             "overhead_ms": round(self.overhead_ms, 3),
             "fanout_usage": fanout_tokens(self.replies, plan.prompt.text).block(len(self.replies)),
         }
+        if plan.n > 1:
+            block["choices"] = [{"index": i, **miner_ref(r)} for i, r in enumerate(self.chosen)]
+        return block
 
     def _candidate(self, reply: Reply) -> CandidateBlock:
         uid = reply.neuron.uid
@@ -90,6 +101,37 @@ def failure_error(replies: Sequence[Reply]) -> AllMinersFailed | DeadlinePassed:
     if replies and all(r.status == "timeout" for r in replies):
         return DeadlinePassed(f"No miner answered before the deadline ({statuses}).")
     return AllMinersFailed(f"No miner gave a usable reply ({statuses}).")
+
+
+def usable(plan: Plan, reply: Reply) -> bool:
+    """A reply a race may return at once: valid, and passing the cheap filters (empty, echo,
+    refusal, and the request's schema and tool checks)."""
+    return reply.ok and not cheap_reasons(plan.prompt, candidate_of(reply, plan.kind))
+
+
+def _said(reply: Reply) -> str:
+    """What a reply says, for telling two replies apart."""
+    return " ".join(reply.text.split())
+
+
+def best_indexes(rewards: Sequence[float], replies: Sequence[Reply], n: int = 1) -> list[int]:
+    """The `n` valid replies with the highest rewards (ties: lower latency), none saying
+    the same thing as a better one; at least the best one."""
+    valid = sorted(
+        (i for i, r in enumerate(replies) if r.ok),
+        key=lambda i: (-rewards[i], replies[i].latency_ms),
+    )
+    picked: list[int] = []
+    seen: set[str] = set()
+    for i in valid:
+        said = _said(replies[i])
+        if said in seen:
+            continue
+        seen.add(said)
+        picked.append(i)
+        if len(picked) == n:
+            break
+    return picked
 
 
 def cancel_all(tasks: Iterable[asyncio.Task[Reply]]) -> None:
@@ -140,12 +182,8 @@ class Settler:
         if not valid:
             return Ranking(rewards, reasons)
         started = time.perf_counter()
-        # Rankers see at most MAX_RANK_CHARS of a reply: a miner sending megabytes must not
-        # stall the event loop for everyone.
-        candidates = [
-            Candidate(r.neuron.uid, r.text[:MAX_RANK_CHARS], r.finish_reason, r.latency_ms)
-            for r in valid
-        ]
+        # Bounded in size (gateway.candidates), with their tool calls and token counts.
+        candidates: list[Candidate] = [candidate_of(r, plan.kind) for r in valid]
         ranking = await self._score(plan, candidates)
         self.metrics.ranking_latency.labels(plan.pool.name, plan.ranker.name).observe(
             time.perf_counter() - started
@@ -167,6 +205,7 @@ class Settler:
         replies: list[Reply],
         ranking: Ranking,
         started: float,
+        choices: list[Reply] | None = None,
     ) -> Result:
         """The result once every reply is in; overhead is what came after the slowest."""
         uids = [r.neuron.uid for r in replies]
@@ -174,6 +213,7 @@ class Settler:
             plan,
             winner,
             replies,
+            choices=choices or [],
             rewards={
                 u: round(w, 6)
                 for u, w, r in zip(uids, ranking.rewards, replies, strict=True)
@@ -193,11 +233,12 @@ class Settler:
         winner: Reply,
         tasks: Sequence[asyncio.Task[Reply]],
         started: float,
+        choices: list[Reply] | None = None,
     ) -> Result:
         """A race's result before the others finish: they show as `pending`."""
         done = [t.result() for t in tasks if t.done() and not t.cancelled()]
         pending = [n for n, t in zip(plan.candidates, tasks, strict=True) if not t.done()]
-        result = Result(plan, winner, done, pending=pending)
+        result = Result(plan, winner, done, pending=pending, choices=choices or [])
         result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - winner.latency_ms, 0.0)
         self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
         return result

@@ -36,6 +36,10 @@ class Plan:
     client_stream: bool
     include_usage: bool
     n: int = 1
+    # A race streamed live from the miners (else a finished result is replayed).
+    live: bool = False
+    # How often a stream that waits sends an SSE comment.
+    keepalive_s: float = 5.0
 
 
 def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
@@ -113,11 +117,13 @@ class Planner:
         rankers: dict[str, Ranker],
         scoreboard: Scoreboard,
         rng: random.Random,
+        keepalive_s: float = 5.0,
     ) -> None:
         self.pools = pools
         self.rankers = rankers
         self.scoreboard = scoreboard
         self.rng = rng
+        self.keepalive_s = keepalive_s
 
     def pool(self, model: str) -> Pool:
         """The pool serving `model`, or 404."""
@@ -169,6 +175,13 @@ class Planner:
         strategy = opts.strategy or config.strategy
         client_stream = bool(request.stream)
         stream_options = raw.get("stream_options")
+        prompt = prompt_of(kind, raw)
+        # Only a reply's end shows whether its JSON or tool call is valid, and n > 1 needs
+        # whole replies: those races wait for whole replies and replay the chosen ones.
+        shaped = prompt.constraints is not None and (
+            prompt.constraints.wants_json or bool(prompt.constraints.tools)
+        )
+        live = client_stream and strategy == "race" and n == 1 and not shaped
         return Plan(
             kind=kind,
             pool=pool,
@@ -176,10 +189,12 @@ class Planner:
             ranker=self.ranker(opts.ranker or config.ranker),
             timeout_s=opts.timeout_s or config.timeout_s,
             candidates=candidates,
-            prompt=prompt_of(kind, raw),
-            body=miner_body(raw, config, stream=client_stream and strategy == "race"),
+            prompt=prompt,
+            body=miner_body(raw, config, stream=live),
             client_stream=client_stream,
             include_usage=isinstance(stream_options, dict)
             and bool(stream_options.get("include_usage")),
             n=n,
+            live=live,
+            keepalive_s=self.keepalive_s,
         )

@@ -153,6 +153,15 @@ class MinerRef(TypedDict):
     model: str | None  # the model id the miner reported
 
 
+class ChoiceRef(TypedDict):
+    """Who answered choice `index` of a request with n > 1."""
+
+    index: int
+    uid: int
+    hotkey: str
+    model: str | None
+
+
 class CandidateBlock(TypedDict):
     """What one miner asked did: its status, latency and reward (pending: still running)."""
 
@@ -185,6 +194,7 @@ class BitgateBlock(TypedDict):
     candidates: list[CandidateBlock]
     overhead_ms: float  # the gateway's own time, beyond waiting for miners
     fanout_usage: FanoutUsage
+    choices: NotRequired[list[ChoiceRef]]  # n > 1: the miner of each choice, best first
 
 
 class CompletionReply(TypedDict):

@@ -1,14 +1,20 @@
-"""A finished result as an OpenAI stream: what a streaming client gets from `best_of`."""
+"""A finished result as OpenAI sends it: one JSON document, or a stream replaying it.
+
+The replay keeps what the chosen miners sent beside their text — `system_fingerprint`,
+`logprobs`, `reasoning_content`, tool calls — and ends with a `choices: []` usage chunk only
+when the client asked for it (`stream_options.include_usage`), as OpenAI does. With n > 1
+each chosen reply is choice i; usage adds their completion tokens.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from gateway.pipeline import Result
 from gateway.responses import SSE_DONE, sse_event
-from router.miner_client import Kind
+from router.miner_client import Kind, Reply
 
 
 def chunk_object(kind: Kind) -> str:
@@ -16,43 +22,101 @@ def chunk_object(kind: Kind) -> str:
     return "chat.completion.chunk" if kind == "chat" else "text_completion"
 
 
-def replay_chunks(result: Result) -> list[dict[str, Any]]:
-    """A finished reply as OpenAI stream chunks, the `bitgate` block on the last one."""
-    plan, body = result.plan, result.winner.body or {}
-    base = {
-        "id": body.get("id", "bitgate"),
-        "object": chunk_object(plan.kind),
-        "created": body.get("created", int(time.time())),
-        "model": plan.pool.name,
+def _choice(reply: Reply, kind: Kind) -> dict[str, Any]:
+    """The reply's first choice as the miner sent it (rebuilt from its text if it has none)."""
+    choices = reply.body.get("choices") if reply.body else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return dict(choices[0])
+    finish = reply.finish_reason or "stop"
+    if kind == "chat":
+        return {"message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}
+    return {"text": reply.text, "logprobs": None, "finish_reason": finish}
+
+
+def usage_of(replies: Sequence[Reply]) -> dict[str, Any] | None:
+    """The winner's usage as its miner reported it; with several replies, their tokens added."""
+    reports = [r.body.get("usage") if r.body else None for r in replies]
+    if not isinstance(reports[0], dict):
+        return None
+    if len(replies) == 1:
+        return reports[0]
+    prompt = reports[0].get("prompt_tokens", 0)
+    completion = sum(u.get("completion_tokens", 0) for u in reports if isinstance(u, dict))
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return reports[0]
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
-    text, finish = result.winner.text, result.winner.finish_reason or "stop"
-    if plan.kind == "chat":
-        delta = _replay_delta(body)
-        first = {"index": 0, "delta": delta, "finish_reason": None}
-        last = {"index": 0, "delta": {}, "finish_reason": finish}
-    else:
-        first = {"index": 0, "text": text, "logprobs": None, "finish_reason": None}
-        last = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish}
-    chunks: list[dict[str, Any]] = [{**base, "choices": [first]}, {**base, "choices": [last]}]
-    if plan.include_usage and isinstance(body.get("usage"), dict):
-        chunks.append({**base, "choices": [], "usage": body["usage"]})
-    chunks[-1]["bitgate"] = result.block()
-    return chunks
 
 
-def _replay_delta(body: dict[str, Any]) -> dict[str, Any]:
-    """The whole chosen message as one delta: its text, and its tool calls if it made any."""
-    message = body["choices"][0]["message"]
+def document(result: Result) -> dict[str, Any]:
+    """The JSON response: the winner's document, every chosen reply as a choice, the block."""
+    body: dict[str, Any] = dict(result.winner.body or {})
+    body["model"] = result.plan.pool.name
+    chosen = result.chosen
+    if len(chosen) > 1:
+        kind = result.plan.kind
+        body["choices"] = [{**_choice(r, kind), "index": i} for i, r in enumerate(chosen)]
+        usage = usage_of(chosen)
+        if usage is not None:
+            body["usage"] = usage
+    body["bitgate"] = result.block()
+    return body
+
+
+def _first(choice: dict[str, Any], index: int, kind: Kind) -> dict[str, Any]:
+    """One choice's whole reply as its first chunk."""
+    logprobs = choice.get("logprobs")
+    if kind != "chat":
+        text = choice.get("text")
+        return {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": None}
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
     delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if message.get("reasoning_content") is not None:
+        delta["reasoning_content"] = message["reasoning_content"]
     calls = message.get("tool_calls")
     if isinstance(calls, list) and calls:
         delta["tool_calls"] = [
             {"index": i, **call} for i, call in enumerate(calls) if isinstance(call, dict)
         ]
-    return delta
+    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
 
 
-async def replay(result: Result) -> AsyncIterator[bytes]:
+def _last(choice: dict[str, Any], index: int, kind: Kind) -> dict[str, Any]:
+    """The closing chunk of one choice, carrying its finish reason."""
+    finish = choice.get("finish_reason") or "stop"
+    if kind == "chat":
+        return {"index": index, "delta": {}, "logprobs": None, "finish_reason": finish}
+    return {"index": index, "text": "", "logprobs": None, "finish_reason": finish}
+
+
+def replay_chunks(result: Result) -> list[dict[str, Any]]:
+    """A finished result as OpenAI stream chunks, the `bitgate` block on the last one."""
+    plan, body = result.plan, result.winner.body or {}
+    base: dict[str, Any] = {
+        "id": body.get("id", "bitgate"),
+        "object": chunk_object(plan.kind),
+        "created": body.get("created", int(time.time())),
+        "model": plan.pool.name,
+    }
+    if body.get("system_fingerprint") is not None:
+        base["system_fingerprint"] = body["system_fingerprint"]
+    choices = [_choice(r, plan.kind) for r in result.chosen]
+    chunks: list[dict[str, Any]] = [
+        {**base, "choices": [_first(c, i, plan.kind)]} for i, c in enumerate(choices)
+    ]
+    chunks += [{**base, "choices": [_last(c, i, plan.kind)]} for i, c in enumerate(choices)]
+    usage = usage_of(result.chosen)
+    if plan.include_usage and usage is not None:
+        chunks.append({**base, "choices": [], "usage": usage})
+    chunks[-1]["bitgate"] = result.block()
+    return chunks
+
+
+async def replay(result: Result) -> AsyncGenerator[bytes, None]:
     """Stream a finished reply to the client."""
     for chunk in replay_chunks(result):
         yield sse_event(chunk)

@@ -8,6 +8,8 @@ import orjson
 from starlette.responses import Response
 
 SSE_DONE = b"data: [DONE]\n\n"
+# An SSE comment: clients ignore it, proxies and idle timers see traffic.
+SSE_KEEPALIVE = b": keep-alive\n\n"
 # Response headers of the gateway's own event streams: no caching, no proxy buffering.
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

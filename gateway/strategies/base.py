@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from gateway.errors import GatewayError, error_body
 from gateway.pipeline import Result, Settler
 from gateway.plan import Plan
+from gateway.replay import replay
+from gateway.responses import SSE_KEEPALIVE, sse_event
 from router.miner_client import MinerClient, Reply
 
 
@@ -48,3 +52,45 @@ def fan_out(client: MinerClient, plan: Plan, until: float) -> list[asyncio.Task[
     """One non-streaming call to each candidate, all at once, in the candidates' order."""
     create = asyncio.get_running_loop().create_task
     return [create(client.complete(n, plan.kind, plan.body, until)) for n in plan.candidates]
+
+
+async def kept_alive(plan: Plan, serving: Coroutine[Any, Any, Result]) -> Result | LiveStream:
+    """Serve; a streaming client whose reply takes longer than `plan.keepalive_s` gets the
+    stream at once, with `: keep-alive` comments until the result is replayed.
+
+    A fast failure keeps its status (502/504); once the stream has started, a failure is an
+    OpenAI error event instead, as for a broken race stream.
+    """
+    task = asyncio.get_running_loop().create_task(serving)
+    if not plan.client_stream:
+        return await task
+    try:
+        done, _ = await asyncio.wait({task}, timeout=plan.keepalive_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    return LiveStream({}, _keep_alive(plan, task))
+
+
+async def _keep_alive(plan: Plan, task: asyncio.Task[Result]) -> AsyncGenerator[bytes, None]:
+    """Comments while the task runs, then its result replayed (or its error as an event)."""
+    try:
+        while True:
+            yield SSE_KEEPALIVE
+            done, _ = await asyncio.wait({task}, timeout=plan.keepalive_s)
+            if done:
+                break
+        try:
+            result = task.result()
+        except GatewayError as exc:
+            yield sse_event(error_body(exc.message, exc.type, exc.param, exc.code))
+            return
+        async for event in replay(result):
+            yield event
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

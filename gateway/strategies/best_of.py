@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from gateway.pipeline import Result, Settler, gather_or_cancel
+from gateway.pipeline import Result, Settler, best_indexes, gather_or_cancel
 from gateway.plan import Plan
-from gateway.strategies.base import deadline, fan_out
+from gateway.strategies.base import LiveStream, deadline, fan_out, kept_alive
 from router.miner_client import MinerClient, Reply
 
 
 def best_index(rewards: Sequence[float], replies: Sequence[Reply]) -> int:
     """The valid reply with the highest reward; ties go to the lower latency."""
-    valid = [i for i, r in enumerate(replies) if r.ok]
-    return max(valid, key=lambda i: (rewards[i], -replies[i].latency_ms))
+    return best_indexes(rewards, replies)[0]
 
 
 class BestOf:
@@ -24,14 +23,21 @@ class BestOf:
         self.client = client
         self.settler = settler
 
-    async def serve(self, plan: Plan) -> Result:
-        """The best valid reply; 502/504 when there is none."""
+    async def serve(self, plan: Plan) -> Result | LiveStream:
+        """The best valid reply (n > 1: the best n distinct); 502/504 when there is none.
+
+        A streaming client gets keep-alive comments while the miners are out.
+        """
+        return await kept_alive(plan, self._best(plan))
+
+    async def _best(self, plan: Plan) -> Result:
         started = time.perf_counter()
         replies = await gather_or_cancel(fan_out(self.client, plan, deadline(plan)))
         if not any(r.ok for r in replies):
             raise await self.settler.failed(plan, replies)
         ranking = await self.settler.rank(plan, replies)
-        winner = replies[best_index(ranking.rewards, replies)]
-        result = self.settler.result(plan, winner, replies, ranking, started)
+        chosen = [replies[i] for i in best_indexes(ranking.rewards, replies, plan.n)]
+        winner = chosen[0]
+        result = self.settler.result(plan, winner, replies, ranking, started, chosen)
         self.settler.settle(plan, replies, ranking, winner)
         return result

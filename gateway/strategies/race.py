@@ -1,7 +1,13 @@
 """`race`: return the first usable reply; every reply is still ranked, in the background.
 
-A streaming client gets the live race: every miner streams at once and the first one whose
-stream says something is forwarded chunk by chunk.
+Usable: valid, and passing the cheap filters (empty, echo, refusal, and the request's
+schema and tool checks; `gateway.pipeline.usable`). With n > 1, the first n usable replies.
+When none is usable, the best ranked reply that says something is returned, as best_of would.
+
+A streaming client of a plain request gets the live race: every miner streams at once, and
+the first whose text passes the cheap filters once it has `COMMIT_CHARS` characters (or has
+ended) is forwarded chunk by chunk. A request for JSON or tools, or for n > 1, waits for whole
+replies instead (only a whole reply shows whether it is valid) and replays the chosen ones.
 """
 
 from __future__ import annotations
@@ -12,19 +18,19 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from gateway.errors import error_body
-from gateway.pipeline import Result, Settler, cancel_all
+from gateway.pipeline import Result, Settler, best_indexes, cancel_all, usable
 from gateway.plan import Plan
-from gateway.replay import chunk_object
+from gateway.replay import chunk_object, replay
 from gateway.responses import SSE_DONE, sse_event
-from gateway.strategies.base import LiveStream, deadline, fan_out
+from gateway.strategies.base import LiveStream, deadline, fan_out, kept_alive
+from ranking.base import Candidate
+from ranking.filters import cheap_reasons
 from router.miner_client import MinerClient, Reply
 
 DONE = None
-
-
-def usable(reply: Reply) -> bool:
-    """A reply a race may return at once: valid and not blank."""
-    return reply.ok and bool(reply.text.strip())
+# A live stream is judged once it has said this much: enough for refusal boilerplate
+# ("As an AI language model, ...") or an echo to show, little enough to stay fast.
+COMMIT_CHARS = 64
 
 
 class Race:
@@ -35,26 +41,47 @@ class Race:
         self.settler = settler
 
     async def serve(self, plan: Plan) -> Result | LiveStream:
-        """The first usable reply (a live stream when the client streams); 502/504 if none."""
-        if plan.client_stream:
+        """The first usable reply(s) (a live stream for plain streaming requests); 502/504."""
+        if plan.live:
             return await LiveRace(self.client, self.settler, plan).start()
+        return await kept_alive(plan, self._first(plan))
+
+    async def _first(self, plan: Plan) -> Result:
         started = time.perf_counter()
         tasks = fan_out(self.client, plan, deadline(plan))
-        winner: Reply | None = None
+        chosen: list[Reply] = []
         try:
             for next_done in asyncio.as_completed(tasks):
                 reply = await next_done
-                if usable(reply):
-                    winner = reply
-                    break
+                if usable(plan, reply):
+                    chosen.append(reply)
+                    if len(chosen) == plan.n:
+                        break
         except asyncio.CancelledError:
             cancel_all(tasks)
             raise
-        if winner is None:
-            raise await self.settler.failed(plan, [t.result() for t in tasks])
-        result = self.settler.early_result(plan, winner, tasks, started)
-        self.settler.settle_later(plan, tasks, winner)
+        if not chosen:
+            return await best_of_the_rest(self.settler, plan, [t.result() for t in tasks], started)
+        result = self.settler.early_result(plan, chosen[0], tasks, started, chosen)
+        self.settler.settle_later(plan, tasks, chosen[0])
         return result
+
+
+async def best_of_the_rest(
+    settler: Settler, plan: Plan, replies: list[Reply], started: float
+) -> Result:
+    """No reply passed the cheap filters: the best ranked that says something; else 502/504."""
+    ranking = await settler.rank(plan, replies)
+    speaking = [
+        replies[i]
+        for i in best_indexes(ranking.rewards, replies, len(replies))
+        if replies[i].text.strip()
+    ][: plan.n]
+    if not speaking:
+        raise await settler.failed(plan, replies)
+    result = settler.result(plan, speaking[0], replies, ranking, started, speaking)
+    settler.settle(plan, replies, ranking, speaking[0])
+    return result
 
 
 class LiveRace:
@@ -70,6 +97,7 @@ class LiveRace:
         self.started = time.perf_counter()
         self.winner_finished = False
         self.first_text: dict[int, float] = {}
+        self.said: dict[int, str] = {}
 
     async def _stream_one(self, index: int, until: float) -> Reply:
         neuron = self.plan.candidates[index]
@@ -85,11 +113,23 @@ class LiveRace:
             self.events.put_nowait((neuron.uid, DONE))
 
     async def start(self) -> LiveStream:
-        """Wait for the first miner whose stream carries text; raises when none does."""
-        uid, first = await self._first()
-        return LiveStream(self.headers(uid), self.forward(uid, first))
+        """Wait for the first miner whose stream passes the cheap filters; 502/504 if none."""
+        first = await self._first()
+        if isinstance(first, Result):
+            return LiveStream(first.headers(), replay(first))
+        uid, chunks = first
+        return LiveStream(self.headers(uid), self.forward(uid, chunks))
 
-    async def _first(self) -> tuple[int, list[dict[str, Any]]]:
+    def _passes_so_far(self, uid: int, chunk: dict[str, Any]) -> bool:
+        """Whether this stream, with this chunk, has said enough, and nothing a race refuses."""
+        before = self.said.get(uid, "")
+        said = before + _text(chunk)
+        self.said[uid] = said
+        if len(before) >= COMMIT_CHARS or len(said) < COMMIT_CHARS:
+            return False  # judged once, when it first says enough; else when it ends
+        return not cheap_reasons(self.plan.prompt, Candidate(uid, said))
+
+    async def _first(self) -> tuple[int, list[dict[str, Any]]] | Result:
         until = deadline(self.plan)
         create = asyncio.get_running_loop().create_task
         for i, neuron in enumerate(self.plan.candidates):
@@ -101,26 +141,31 @@ class LiveRace:
                 if chunk is DONE:
                     finished += 1
                     reply = self.tasks[uid].result()
-                    if usable(reply):
+                    if usable(self.plan, reply):
                         self.winner_finished = True
+                        self.first_text.setdefault(uid, time.perf_counter())
                         return uid, reply.chunks
                     continue
                 self.buffered.setdefault(uid, []).append(chunk)
-                if _has_text(chunk):
+                if self._passes_so_far(uid, chunk):
                     self.first_text[uid] = time.perf_counter()
                     return uid, self.buffered[uid]
         except BaseException:
             cancel_all(self.tasks.values())
             raise
-        raise await self.settler.failed(self.plan, [t.result() for t in self.tasks.values()])
+        replies = [t.result() for t in self.tasks.values()]
+        return await best_of_the_rest(self.settler, self.plan, replies, self.started)
 
     async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncGenerator[bytes, None]:
-        """The winner's chunks as they come, then the `bitgate` block and `[DONE]`."""
+        """The winner's chunks as they come; its last one carries the `bitgate` block."""
         reply: Reply | None = None
         tasks = list(self.tasks.values())
+        held: list[dict[str, Any]] = []
         try:
             for early in first:
-                yield sse_event(self._rename(early))
+                event = self._pass(early, held)
+                if event is not None:
+                    yield event
             while not self.winner_finished:
                 event_uid, chunk = await self.events.get()
                 if event_uid != uid:
@@ -128,7 +173,9 @@ class LiveRace:
                 if chunk is DONE:
                     self.winner_finished = True
                     break
-                yield sse_event(self._rename(chunk))
+                event = self._pass(chunk, held)
+                if event is not None:
+                    yield event
             reply = await self.tasks[uid]
             block = self.settler.early_result(self.plan, reply, tasks, self.started).block()
             if not reply.ok:
@@ -137,7 +184,10 @@ class LiveRace:
                 body = error_body(message, "upstream_error", None, "miner_stream_failed")
                 yield sse_event({**body, "bitgate": block})
                 return
-            yield sse_event({**self._envelope(reply), "choices": [], "bitgate": block})
+            for chunk in held[:-1]:
+                yield sse_event(chunk)
+            last = held[-1] if held else self._closing(reply)
+            yield sse_event({**last, "bitgate": block})
             yield SSE_DONE
         finally:
             if reply is not None:
@@ -153,26 +203,50 @@ class LiveRace:
     def _rename(self, chunk: dict[str, Any]) -> dict[str, Any]:
         return {**chunk, "model": self.plan.pool.name}
 
-    def _envelope(self, reply: Reply) -> dict[str, Any]:
-        """The id, object, created and model of the winner's chunks, for a closing chunk."""
+    def _pass(self, chunk: dict[str, Any], held: list[dict[str, Any]]) -> bytes | None:
+        """The event to send now for a chunk, or None: a finish or usage chunk is held back
+        (the last one carries the block), a usage chunk the client did not ask for dropped."""
+        renamed = self._rename(chunk)
+        choices = renamed.get("choices")
+        if not choices:
+            if self.plan.include_usage and renamed.get("usage") is not None:
+                held.append(renamed)
+            return None
+        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+            held.append(renamed)
+            return None
+        return sse_event(renamed)
+
+    def _closing(self, reply: Reply) -> dict[str, Any]:
+        """A closing chunk with the finish reason, for a miner that sent none."""
         last = reply.chunks[-1] if reply.chunks else {}
+        finish = reply.finish_reason or "stop"
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+        if self.plan.kind == "chat":
+            choice["delta"] = {}
+        else:
+            choice["text"] = ""
         return {
             "id": last.get("id", "bitgate"),
             "object": chunk_object(self.plan.kind),
             "created": last.get("created", int(time.time())),
             "model": self.plan.pool.name,
+            "choices": [choice],
         }
 
 
-def _has_text(chunk: dict[str, Any]) -> bool:
-    """Whether a stream chunk says something: text, or a tool call."""
+def _text(chunk: dict[str, Any]) -> str:
+    """The text a stream chunk adds (a tool call counts as its arguments)."""
+    parts: list[str] = []
     for choice in chunk.get("choices") or ():
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta")
-        if isinstance(delta, dict) and delta.get("tool_calls"):
-            return True
         text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-        if isinstance(text, str) and text.strip():
-            return True
-    return False
+        if isinstance(text, str):
+            parts.append(text)
+        for call in (delta.get("tool_calls") if isinstance(delta, dict) else None) or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                parts.append(function["arguments"])
+    return "".join(parts)

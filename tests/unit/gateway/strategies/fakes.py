@@ -159,6 +159,7 @@ def plan(
         body=b"{}",
         client_stream=stream,
         include_usage=False,
+        live=stream and strategy == "race",
     )
 
 

@@ -103,7 +103,8 @@ async def test_the_live_stream_forwards_the_winners_chunks_then_the_block_and_do
 
 
 async def test_a_winner_whose_stream_breaks_ends_with_an_openai_error_event() -> None:
-    miners = FakeMiners({0: Script(["Par", "is"], status="error")})
+    opening = "Paris is the capital of France, and has been for most of its history; "
+    miners = FakeMiners({0: Script([opening, "it"], status="error")})
     settled = settler()
     stream = await live(miners, [0], settled)
     sent = events([event async for event in stream.events])
@@ -116,7 +117,7 @@ async def test_a_winner_whose_stream_breaks_ends_with_an_openai_error_event() ->
         "code",
     }
     assert sent[-1]["bitgate"]["candidates"][0]["status"] == "error"
-    assert "".join(e["choices"][0]["delta"]["content"] for e in sent[:-1]) == "Paris"
+    assert "".join(e["choices"][0]["delta"]["content"] for e in sent[:-1]) == opening + "it"
     await drain(settled)
     assert stats(settled)[0].failures == 1
 
@@ -142,11 +143,12 @@ async def test_a_client_leaving_before_anyone_speaks_cancels_the_miner_streams()
 
 async def test_a_client_leaving_mid_stream_cancels_the_miner_streams() -> None:
     never = asyncio.Event()
-    miners = FakeMiners({0: Script(["Par", "is"], hold=never), 1: Script(gate=never)})
+    opening = "Paris is the capital of France, and has been for most of its history; "
+    miners = FakeMiners({0: Script([opening, "more"], hold=never), 1: Script(gate=never)})
     stream = await live(miners, [0, 1], settler())
     events = stream.events
     first = await anext(events)
-    assert b"Par" in first
+    assert b"Paris is the capital" in first
     await events.aclose()
     await until(lambda: len(miners.cancelled) == 2)
     assert sorted(miners.cancelled) == [0, 1]
