@@ -230,15 +230,18 @@ class HeuristicRanker:
         text = candidate.text.strip()
         lowered = text.lower().replace("\u2019", "'")
         tokens = _WORD.findall(lowered)
-        if len(tokens) < MIN_WORDS or len(text.split()) < MIN_WORDS:
+        # JSON and tool calls are judged by their form elsewhere: compact JSON has no spaces,
+        # repeats its keys and ends on a brace, none of which makes it bad prose.
+        shaped = bool(candidate.tool_calls) or (constraints is not None and constraints.wants_json)
+        if len(tokens) < MIN_WORDS or (len(text.split()) < MIN_WORDS and not shaped):
             return _Reply(tokens, set(), ["empty"])
         reasons: list[str] = []
         if _is_echo(tokens, prompt_bigrams):
             reasons.append("echo")
-        cut_short = not cut_by_request(candidate, constraints)
+        cut_short = not shaped and not cut_by_request(candidate, constraints)
         if cut_short and _is_truncated(text, len(tokens), candidate.finish_reason):
             reasons.append("truncated")
-        if _is_repetitive(lowered, tokens):
+        if not shaped and _is_repetitive(lowered, tokens):
             reasons.append("repetitive")
         if _REFUSAL.search(lowered):
             reasons.append("refusal")

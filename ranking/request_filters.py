@@ -15,7 +15,9 @@
 | outvoted  | `tool_choice` auto: prose while most miners called a tool, or the reverse  | 0.5     |
 
 `schema` and `tool_call` zero a reply when any other candidate passes the same check; when
-none does, they only shrink it (0.3), so the least bad reply still wins on its merits.
+none does, they only shrink it (0.3), so the least bad reply still wins on its merits. When
+some reply fails them, every reply that passes keeps at least `PASSING_FLOOR`, so it outranks
+the failures even if the ranker gave it nothing.
 A reply that makes tool calls is not held to `response_format`: that is for the final answer.
 """
 
@@ -34,6 +36,7 @@ from ranking.schema import Budget
 
 REQUEST_FACTORS = {"schema": 0.0, "tool_call": 0.0, "outvoted": 0.5}
 NONE_PASSED_FACTOR = 0.3
+PASSING_FLOOR = 1e-3
 # A request's schema checks share this much work, split evenly among its candidates.
 REQUEST_STEPS = 100_000
 REQUEST_SECONDS = 0.05
@@ -178,10 +181,13 @@ class RequestAwareRanker:
             return base
         asked, factors = request_reasons(constraints, candidates)
         inner = base.reasons or [[] for _ in candidates]
+        failing = [any(r in ("schema", "tool_call") for r in why) for why in asked]
         rewards = []
-        for reward, why in zip(base.rewards, asked, strict=True):
+        for reward, why, failed in zip(base.rewards, asked, failing, strict=True):
             for reason in why:
                 reward *= factors[reason]
+            if any(failing) and not failed:
+                reward = max(reward, PASSING_FLOOR)
             rewards.append(reward)
         reasons = [list(dict.fromkeys([*a, *b])) for a, b in zip(asked, inner, strict=True)]
         return Ranking(rewards, reasons)

@@ -124,41 +124,61 @@ def test_a_schema_valid_reply_wins_over_prose_and_broken_json(
         else:
             reply = json_gateway.chat.completions.create(model="sim", **request)
             block, content = block_of(reply), reply.choices[0].message.content or ""
-        assert block["miner"]["uid"] == RIGHT
+        assert block["miner"]["uid"] == RIGHT, json.dumps(block["candidates"])
         jsonschema.validate(json.loads(content), CITY)
         if strategy == "best_of":
             reasons = {c["uid"]: c.get("reasons", []) for c in block["candidates"]}
             assert all("schema" in reasons[uid] for uid in range(6))
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+def called(client: openai.OpenAI, stream: bool, **request: Any) -> tuple[str, str, str, Any]:
+    """One tools request: the call's name and arguments, the finish reason, the block."""
+    if stream:
+        chunks, block = streamed(client, **request)
+        parts = [
+            call for c in chunks if c.choices for call in (c.choices[0].delta.tool_calls or [])
+        ]
+        name = "".join(p.function.name or "" for p in parts if p.function)
+        arguments = "".join(p.function.arguments or "" for p in parts if p.function)
+        finish = [c.choices[0].finish_reason for c in chunks if c.choices][-1]
+        return name, arguments, str(finish), block
+    reply = client.chat.completions.create(model="sim", **request)
+    calls = reply.choices[0].message.tool_calls or []
+    if not calls:
+        return "", "", str(reply.choices[0].finish_reason), block_of(reply)
+    assert calls[0].type == "function"
+    function = calls[0].function
+    return function.name, function.arguments, str(reply.choices[0].finish_reason), block_of(reply)
+
+
+# best_of hears every miner, so under tool_choice auto the calls outvote the prose; a race
+# returns the first valid reply, and under auto prose is valid, so it is asked to call.
+@pytest.mark.parametrize(("strategy", "choice"), [("best_of", "auto"), ("race", "required")])
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_valid_tool_call_wins_over_prose_and_wrong_calls(
-    tool_gateway: openai.OpenAI, strategy: str, stream: bool
+    tool_gateway: openai.OpenAI, strategy: str, choice: str, stream: bool
 ) -> None:
     request: dict[str, Any] = {
         "messages": WEATHER,
         "tools": TOOLS,
+        "tool_choice": choice,
         "extra_body": {"bitgate": {"strategy": strategy}},
     }
     for _ in range(REPEATS):
-        if stream:
-            chunks, block = streamed(tool_gateway, **request)
-            parts = [
-                call for c in chunks if c.choices for call in (c.choices[0].delta.tool_calls or [])
-            ]
-            name = "".join(p.function.name or "" for p in parts if p.function)
-            arguments = "".join(p.function.arguments or "" for p in parts if p.function)
-            finish = [c.choices[0].finish_reason for c in chunks if c.choices][-1]
-        else:
-            reply = tool_gateway.chat.completions.create(model="sim", **request)
-            block = block_of(reply)
-            call = (reply.choices[0].message.tool_calls or [])[0]
-            assert call.type == "function"
-            name, arguments = call.function.name, call.function.arguments
-            finish = reply.choices[0].finish_reason
-        assert block["miner"]["uid"] == RIGHT
+        name, arguments, finish, block = called(tool_gateway, stream, **request)
+        assert block["miner"]["uid"] == RIGHT, json.dumps(block["candidates"])
         assert name == "get_weather" and finish == "tool_calls"
+        assert json.loads(arguments) == {"city": "Paris", "days": 1}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_race_under_tool_choice_auto_never_returns_a_broken_call(
+    tool_gateway: openai.OpenAI, stream: bool
+) -> None:
+    request = {"messages": WEATHER, "tools": TOOLS, "extra_body": {"bitgate": {"strategy": "race"}}}
+    name, arguments, _, block = called(tool_gateway, stream, **request)
+    assert block["miner"]["uid"] in (0, 1, RIGHT)  # prose is a valid answer under auto
+    if name:
         assert json.loads(arguments) == {"city": "Paris", "days": 1}
 
 
@@ -209,8 +229,10 @@ def test_n_2_returns_the_best_two_distinct_replies(
         block = block_of(reply)
         assert [c.index for c in reply.choices] == [0, 1]
         texts = {c.index: c.message.content or "" for c in reply.choices}
-    assert [c["uid"] for c in block["choices"]] == [0, 1]
-    assert block["miner"]["uid"] == 0
+    rewards = {c["uid"]: c["reward"] for c in block["candidates"]}
+    best_two = sorted(rewards, key=lambda uid: -rewards[uid])[:2]
+    assert [c["uid"] for c in block["choices"]] == best_two
+    assert best_two[0] == block["miner"]["uid"] == 0 and 3 not in best_two  # never the refusal
     assert "Paris" in texts[0] and texts[0] != texts[1] and texts[1]
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from ranking.base import MAX_PROMPT_CHARS, Candidate, Prompt, ToolCall, bounded
+from ranking.base import MAX_PROMPT_CHARS, Candidate, Prompt, Ranking, ToolCall, bounded
 from ranking.blend import FilteredRanker
 from ranking.constraints import ConstraintError, call_text, constraints_of, tool_calls_of
 from ranking.filters import Filters, PromptFeatures, cheap_reasons
+from ranking.heuristic import HeuristicRanker
 from ranking.request_filters import RequestAwareRanker
 
 QUESTION = "What is the weather in Paris today?"
@@ -286,3 +287,28 @@ def test_an_echo_of_a_big_prompt_is_still_caught() -> None:
     masks, reasons = judged(Prompt(huge, huge), said(0, echo), said(1, PROSE))
     assert reasons[0] == ["echo", "truncated"] or "echo" in reasons[0]
     assert masks[0] < masks[1]
+
+
+class Zero:
+    """A ranker that likes nothing (as the heuristic does compact JSON it cannot read)."""
+
+    name = "zero"
+
+    async def score(self, prompt: Prompt, candidates: Any) -> Ranking:
+        return Ranking([0.0] * len(candidates), [[] for _ in candidates])
+
+
+def test_a_passing_reply_outranks_failures_even_when_the_ranker_gave_it_nothing() -> None:
+    p = prompt(response_format=schema_format())
+    ranking = asyncio.run(
+        RequestAwareRanker(Zero()).score(p, [said(0, PROSE), said(1, '{"city":"Paris"}')])
+    )
+    assert ranking.rewards[1] > ranking.rewards[0] == 0.0
+
+
+def test_the_heuristic_does_not_call_compact_json_empty() -> None:
+    p = prompt(response_format=schema_format())
+    ranking = asyncio.run(
+        HeuristicRanker().score(p, [said(0, '{"city":"Paris","unit":"celsius"}')])
+    )
+    assert ranking.reasons == [[]] and ranking.rewards[0] > 0
