@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from gateway.candidates import MAX_RANK_CHARS
 from gateway.errors import error_body
 from gateway.pipeline import Result, Settler, best_indexes, cancel_all, usable
 from gateway.plan import Plan
@@ -123,11 +124,13 @@ class LiveRace:
     def _passes_so_far(self, uid: int, chunk: dict[str, Any]) -> bool:
         """Whether this stream, with this chunk, has said enough, and nothing a race refuses."""
         before = self.said.get(uid, "")
+        if len(before) >= COMMIT_CHARS:
+            return False  # judged once, when it first said enough; now only when it ends
         said = before + _text(chunk)
         self.said[uid] = said
-        if len(before) >= COMMIT_CHARS or len(said) < COMMIT_CHARS:
-            return False  # judged once, when it first says enough; else when it ends
-        return not cheap_reasons(self.plan.prompt, Candidate(uid, said))
+        if len(said) < COMMIT_CHARS:
+            return False
+        return not cheap_reasons(self.plan.prompt, Candidate(uid, said[:MAX_RANK_CHARS]))
 
     async def _first(self) -> tuple[int, list[dict[str, Any]]] | Result:
         until = deadline(self.plan)

@@ -64,11 +64,12 @@ async def drop_body(request: web.BaseRequest, document: bytes) -> web.StreamResp
 
 
 async def drop_stream(request: web.BaseRequest, plan: StreamPlan) -> web.StreamResponse:
-    """Send the head and a couple of content chunks, then close without [DONE]."""
+    """Send the head and half the content chunks (at least two), then close without [DONE]."""
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     with contextlib.suppress(ConnectionError):
-        await response.write(b"".join([*plan.head, *plan.frames[:DROP_AFTER_PIECES]]))
+        kept = max(DROP_AFTER_PIECES, len(plan.frames) // 2)
+        await response.write(b"".join([*plan.head, *plan.frames[:kept]]))
     cut(request)
     return response
 
