@@ -86,7 +86,7 @@ async def best_of_the_rest(
 
 
 class LiveRace:
-    """Streams from every miner at once and forwards the first one that says something."""
+    """Streams from every miner at once and forwards the first that passes the cheap filters."""
 
     def __init__(self, client: MinerClient, settler: Settler, plan: Plan) -> None:
         self.client = client
