@@ -22,8 +22,8 @@ from ranking.evalset import EVAL_FILE, WORSE_KINDS, load_items
 from ranking.evalset_structured import STRUCTURED_FILE, STRUCTURED_KINDS
 from ranking.evaluate import RandomRanker, Report, evaluate
 from ranking.registry import RankerConfigError, RankerSpec, build_rankers
-from ranking.static import StaticModel
 from ranking.request_filters import RequestAwareRanker
+from ranking.static import StaticModel
 
 DEFAULT_RANKERS = (
     "random",

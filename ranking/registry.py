@@ -46,8 +46,8 @@ from ranking.filters import FACTORS, FilterConfig, Filters
 from ranking.heuristic import HeuristicRanker
 from ranking.judge import JudgeRanker
 from ranking.remote import RemoteApi, RemoteRewardRanker
-from ranking.static import StaticModel, StaticRanker
 from ranking.request_filters import RequestAwareRanker
+from ranking.static import StaticModel, StaticRanker
 
 DEFAULT_RANKER = "blend"
 DEFAULT_BLEND = {"static": 1.0}

@@ -23,6 +23,7 @@ A reply that makes tool calls is not held to `response_format`: that is for the 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from ranking.base import Candidate, Prompt, Ranker, Ranking, ToolCall
+from ranking.base import Candidate, Prompt, Ranker, Ranking, ToolCall, ranker_state
 from ranking.constraints import Constraints
 from ranking.schema import Budget
 
@@ -173,6 +174,10 @@ class RequestAwareRanker:
         self.ranker = ranker
         self.name = ranker.name
 
+    def state(self) -> str:
+        """The wrapped ranker's state: the filters themselves are always ready."""
+        return ranker_state(self.ranker)
+
     async def score(self, prompt: Prompt, candidates: Sequence[Candidate]) -> Ranking:
         """The inner ranking, masked when the request asks for JSON or offers tools."""
         base = await self.ranker.score(prompt, candidates)
@@ -190,4 +195,4 @@ class RequestAwareRanker:
                 reward = max(reward, PASSING_FLOOR)
             rewards.append(reward)
         reasons = [list(dict.fromkeys([*a, *b])) for a, b in zip(asked, inner, strict=True)]
-        return Ranking(rewards, reasons)
+        return dataclasses.replace(base, rewards=rewards, reasons=reasons)
