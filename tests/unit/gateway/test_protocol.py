@@ -74,7 +74,8 @@ def test_openapi_shows_every_response_shape(client: Any) -> None:
     assert response_ref(doc, "/healthz", "get") == "Health"
     block = schemas["BitgateBlock"]["properties"]
     assert set(block) == {
-        "pool", "strategy", "ranker", "miner", "candidates", "overhead_ms", "fanout_usage"
+        "pool", "strategy", "ranker", "miner", "candidates", "overhead_ms", "fanout_usage",
+        "choices",
     }  # fmt: skip
     assert block["candidates"]["items"]["$ref"].endswith("/CandidateBlock")
     status = schemas["CandidateBlock"]["properties"]["status"]
