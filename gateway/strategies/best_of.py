@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from gateway.pipeline import Result, Settler, best_indexes, gather_or_cancel
 from gateway.plan import Plan
 from gateway.strategies.base import LiveStream, deadline, fan_out, kept_alive
-from router.miner_client import MinerClient, Reply
-
-
-def best_index(rewards: Sequence[float], replies: Sequence[Reply]) -> int:
-    """The valid reply with the highest reward; ties go to the lower latency."""
-    return best_indexes(rewards, replies)[0]
+from router.miner_client import MinerClient
 
 
 class BestOf:
