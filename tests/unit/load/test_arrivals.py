@@ -97,7 +97,8 @@ async def test_late_arrivals_are_counted_and_still_sent(
         await task
     rec = runner.recorder
     assert rec.requests == runner.sent == 99 and len(seen) == 99
-    assert 20 <= rec.late <= 60
+    # At least the stall's ~30 are late; a busy machine adds more, but never all of them.
+    assert 20 <= rec.late < 90
     # Latency counts from when a request was due, so the stall shows in the tail.
     assert rec.latency.stats()["max"] is not None and rec.latency.stats()["max"] > 700
 
