@@ -146,7 +146,7 @@ async def leaderboard(pool: str, state: State) -> JSONBytes:
     served = state.pools.get(pool)
     if served is None:
         raise ModelNotFound(f"The pool '{pool}' does not exist.", param="pool")
-    rows = state.scoreboard.leaderboard(pool, served.metagraph)
+    rows = state.scoreboard.leaderboard(pool, served.metagraph, served.refused)
     served.add_weights(rows)
     board: Leaderboard = {"object": "list", "pool": pool, "data": rows}
     return JSONBytes(board)
@@ -175,6 +175,7 @@ async def metrics(state: State) -> Response:
     """Prometheus metrics."""
     state.metrics.store_up.set(1 if state.scoreboard.store_healthy else 0)
     for pool in state.pools.values():
+        state.metrics.observe_refusals(pool.name, pool.refused)
         age = pool.status().get("last_sync_age_s")
         if age is not None:
             state.metrics.metagraph_sync_age.labels(pool.name).set(age)

@@ -30,6 +30,7 @@ from ranking import registry
 from ranking.base import Ranker
 from ranking.embedding import EmbeddingModel, serve_embeddings
 from ranking.static import StaticModel, load_if_built, serve_static
+from router.backpressure import Backpressure
 from router.miner_client import MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
@@ -93,14 +94,16 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         cooldown_s=settings.cooldown_s,
     )
     scoreboard = Scoreboard(store, policy, sync_interval_s=settings.store_sync_s)
+    axon_policy = settings.axon_policy()
+    backpressure = Backpressure()
     try:
-        pools = await open_pools(settings.pool_configs(), store, chain)
+        pools = await open_pools(settings.pool_configs(), store, chain, axon_policy)
     except BaseException:
         await store.close()
         raise
     metrics = Metrics()
-    session = open_session(settings.max_connections)
-    client = MinerClient(session, settings.max_reply_bytes, signer)
+    session = open_session(settings.max_connections, axon_policy)
+    client = MinerClient(session, settings.max_reply_bytes, signer, backpressure, axon_policy)
     rng = random.Random(settings.seed)
     embedding = EmbeddingModel(enabled=wants_minilm(settings))
     static = StaticModel()
@@ -113,7 +116,7 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         store=store,
         scoreboard=scoreboard,
         session=session,
-        planner=Planner(pools, rankers, scoreboard, rng, settings.sse_keepalive_s),
+        planner=Planner(pools, rankers, scoreboard, rng, settings.sse_keepalive_s, backpressure),
         settler=settler,
         strategies=Strategies(client, settler),
         metrics=metrics,

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.protocol import Strategy
 from ranking.registry import DEFAULT_RANKER, RankerSpec
+from router.axon_policy import AxonPolicy, parse_networks
 from router.metagraph import describe_validation_error
 from router.subnet.chain import ChainConfig
 from router.subnet.epochs import LocalConfig
@@ -146,6 +147,9 @@ class Settings(BaseSettings):
     # OpenTelemetry traces over OTLP (the `otel` extra); unset: on when
     # OTEL_EXPORTER_OTLP_ENDPOINT is set.
     otel: bool | None = None
+    # Private networks (CIDRs, comma-separated) whose miners may be dialled; public addresses
+    # always may, link-local (cloud metadata), multicast and reserved ones never.
+    axon_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_reply_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_connections: int = Field(default=4096, ge=10)
@@ -172,7 +176,7 @@ class Settings(BaseSettings):
     allow_degraded_ranker: bool = False
     _pools_read: PoolsFile | None = PrivateAttr(default=None)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "axon_allow", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -181,6 +185,16 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [key.strip() for key in text.split(",") if key.strip()]
         return value
+
+    @field_validator("axon_allow")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+    def axon_policy(self) -> AxonPolicy:
+        """Which miner addresses may be dialled (`BITGATE_AXON_ALLOW`)."""
+        return AxonPolicy.from_cidrs(self.axon_allow)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -16,6 +16,7 @@ from gateway.app import create_app
 from gateway.config import RoutingDefaults, Settings
 from miners.sim.pool import start_pool
 from miners.sim.profiles import build_mix
+from router.axon_policy import LOOPBACK
 
 POOL = "sim"
 DEMO_DEADLINE_S = 4.0
@@ -54,7 +55,8 @@ async def _demo(port: int, miners: int, workdir: Path) -> None:
         pool.write_metagraph(metagraph, name=POOL)
         # The demo pool has a slow miner (lognormal tail); a short deadline keeps answers snappy.
         routing = RoutingDefaults(timeout_s=DEMO_DEADLINE_S)
-        settings = Settings(metagraph=metagraph, port=port, routing=routing)
+        # The simulated miners listen on loopback, which the axon policy refuses by default.
+        settings = Settings(metagraph=metagraph, port=port, routing=routing, axon_allow=[LOOPBACK])
         config = uvicorn.Config(
             create_app(settings),
             host=settings.host,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from router.axon_policy import REASONS
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)
@@ -48,7 +52,7 @@ class Metrics:
         )
         self.miner_outcomes = Counter(
             "bitgate_miner_outcomes",
-            "Miner replies by outcome (ok, timeout, error, invalid).",
+            "Miner replies by outcome (ok, timeout, error, invalid, busy).",
             ["pool", "uid", "status"],
             registry=r,
         )
@@ -80,6 +84,12 @@ class Metrics:
         )
         self.store_up = Gauge(
             "bitgate_state_store_up", "1 when the state store answers, else 0.", registry=r
+        )
+        self.miners_refused = Gauge(
+            "bitgate_miners_refused",
+            "Miners the axon policy will not dial, by reason (link_local, private, …).",
+            ["pool", "reason"],
+            registry=r,
         )
         self.metagraph_neurons = Gauge(
             "bitgate_metagraph_neurons", "Neurons in each pool's metagraph.", ["pool"], registry=r
@@ -153,6 +163,12 @@ class Metrics:
         )
         for reason in AUTH_FAILURE_REASONS:  # every series from the start: rate() sees the first
             self.auth_failures.labels(reason)
+
+    def observe_refusals(self, pool: str, refused: Mapping[int, str]) -> None:
+        """How many of a pool's miners the axon policy refuses, by reason."""
+        counts = collections.Counter(refused.values())
+        for reason in REASONS:
+            self.miners_refused.labels(pool, reason).set(counts.get(reason, 0))
 
     def observe_miner(self, pool: str, uid: int, status: str, latency_s: float, won: bool) -> None:
         """Count one miner reply: chosen, its outcome and latency, and whether it won."""

@@ -15,6 +15,7 @@ from gateway.pools import Pool
 from gateway.protocol import BitgateOptions, SamplingFields, Strategy
 from ranking.base import Prompt, Ranker, bounded, message_text
 from ranking.constraints import ConstraintError, constraints_of
+from router.backpressure import Backpressure
 from router.metagraph import Neuron
 from router.miner_client import Kind
 from router.scores import Scoreboard
@@ -118,12 +119,14 @@ class Planner:
         scoreboard: Scoreboard,
         rng: random.Random,
         keepalive_s: float = 5.0,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self.pools = pools
         self.rankers = rankers
         self.scoreboard = scoreboard
         self.rng = rng
         self.keepalive_s = keepalive_s
+        self.backpressure = backpressure
 
     def pool(self, model: str) -> Pool:
         """The pool serving `model`, or 404."""
@@ -168,6 +171,7 @@ class Planner:
             rng=self.rng,
             only=set(opts.uids) if opts.uids else None,
             exclude=set(opts.exclude_uids or ()),
+            backpressure=self.backpressure,
         )
         if not candidates:
             who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"

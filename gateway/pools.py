@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import PoolConfig
+from router.axon_policy import AxonPolicy
 from router.metagraph import (
     FileMetagraphSource,
     Metagraph,
@@ -56,20 +57,32 @@ class Pool:
     metagraph: Metagraph
     miner_count: int = field(init=False, default=0)
     ranked: list[Neuron] = field(init=False, default_factory=list)
+    # Miners the axon policy will not dial, uid → reason; never selected.
+    refused: dict[int, str] = field(init=False, default_factory=dict)
     base: Metagraph | None = None  # local pools: the file's metagraph, before any epoch
     local: LocalEpochs | None = None
     setter: ChainWeightSetter | None = None
     weights: ValidatorWeights | None = None
     epoch_error: str | None = None
+    policy: AxonPolicy = field(default_factory=AxonPolicy)
 
     def __post_init__(self) -> None:
         self.adopt(self.metagraph)
 
     def adopt(self, metagraph: Metagraph) -> None:
-        """Serve from `metagraph` from now on; neurons are ranked by incentive once, here."""
+        """Serve from `metagraph` from now on; neurons are checked against the axon policy and
+        ranked by incentive once, here, not per request."""
+        refused = {}
+        for neuron in metagraph.neurons:
+            reason = self.policy.refusal(neuron.axon.ip) if neuron.serving else None
+            if reason is not None:
+                refused[neuron.uid] = reason
+        if refused:
+            logger.warning("pool %s: the axon policy refuses %d miners", self.name, len(refused))
         self.metagraph = metagraph
         self.miner_count = len(metagraph.neurons)
-        self.ranked = rank_by_incentive(metagraph.neurons)
+        self.refused = refused
+        self.ranked = rank_by_incentive(n for n in metagraph.neurons if n.uid not in refused)
 
     def add_weights(self, rows: list[LeaderboardRow]) -> None:
         """Give each leaderboard row this validator's weight on it at the last epoch (0 for
@@ -107,7 +120,11 @@ async def _initial_metagraph(
 
 
 async def _chain_pool(
-    config: PoolConfig, chain: ChainConfig, store: StateStore, access: ChainAccess
+    config: PoolConfig,
+    chain: ChainConfig,
+    store: StateStore,
+    access: ChainAccess,
+    policy: AxonPolicy,
 ) -> Pool:
     """A chain pool, synced once now; when that fails it serves the stored snapshot, or
     nothing (not ready) until a sync succeeds."""
@@ -120,35 +137,41 @@ async def _chain_pool(
         or Metagraph(netuid=chain.netuid, name=name, neurons=[])
     )
     setter = ChainWeightSetter(link, lambda: access.wallet(chain)) if chain.set_weights else None
-    return Pool(name, config, source, metagraph, setter=setter)
+    return Pool(name, config, source, metagraph, setter=setter, policy=policy)
 
 
-async def _file_pool(config: PoolConfig, store: StateStore) -> Pool:
+async def _file_pool(config: PoolConfig, store: StateStore, policy: AxonPolicy) -> Pool:
     """A file pool, or a local one whose last epoch (a stored snapshot) is laid over the file."""
     assert config.metagraph is not None
     source = FileMetagraphSource(config.metagraph)
     base = await _initial_metagraph(source, store, config.name)
     name = config.name or base.pool_name
     if config.local is None:
-        return Pool(name, config, source, base)
+        return Pool(name, config, source, base, policy=policy)
     local = LocalEpochs(name, config.local, store, config.epoch_s)
     last = await stored_metagraph(store, name)
     metagraph = overlay(base, last, config.local) if last is not None else base
-    return Pool(name, config, source, metagraph, base=base, local=local)
+    return Pool(name, config, source, metagraph, base=base, local=local, policy=policy)
 
 
 async def open_pools(
     configs: list[PoolConfig],
     store: StateStore,
     chain: ChainAccess | None = None,
+    policy: AxonPolicy | None = None,
 ) -> dict[str, Pool]:
-    """Load every pool's metagraph; a bad file with no stored snapshot raises."""
+    """Load every pool's metagraph; a bad file with no stored snapshot raises.
+
+    `policy` says which miner addresses may be dialled (default: public ones only).
+    """
+    policy = policy or AxonPolicy()
     pools: dict[str, Pool] = {}
     for config in configs:
         if config.chain is not None:
-            pool = await _chain_pool(config, config.chain, store, chain or ChainAccess())
+            access = chain or ChainAccess()
+            pool = await _chain_pool(config, config.chain, store, access, policy)
         else:
-            pool = await _file_pool(config, store)
+            pool = await _file_pool(config, store, policy)
         if pool.name in pools:
             raise MetagraphError(f"two pools are named {pool.name!r}; set `name` in the pools file")
         pools[pool.name] = pool

@@ -29,6 +29,7 @@ from gateway.state import GatewayState
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import MinerProfile, fill
 from miners.sim.question_bank import QUESTIONS
+from router.axon_policy import LOOPBACK
 from router.metagraph import Metagraph
 from router.store import MemoryStore
 from router.subnet.epochs import LocalConfig, LocalEpochs, LocalValidator
@@ -151,6 +152,7 @@ async def _run(
                 routing=routing,
                 seed=config.seed + i,
                 embedding_model=False,
+                axon_allow=[LOOPBACK],
             )
             states.append(await start_state(settings))
         before = _asked(states, uids)

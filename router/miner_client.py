@@ -11,7 +11,10 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from router.axon_policy import AxonPolicy, AxonRefused
+from router.backpressure import Backpressure, retry_after_s
 from router.metagraph import Neuron
+from router.sse import StreamTooLarge, sse_lines
 from router.stats import Status
 
 Kind = Literal["chat", "completion"]
@@ -22,9 +25,12 @@ STREAM_REQUEST_HEADERS = {"Content-Type": "application/json", "Accept": "text/ev
 READ_CHUNK = 65536
 # Connecting is retried once: nothing was sent, so a second try cannot double a request.
 CONNECT_RETRY_DELAY_S = 0.05
+# A miner's 429 (or 503 with Retry-After) is back-pressure, not a failure.
+BUSY_STATUSES = frozenset({429, 503})
 
 ChunkSink = Callable[[int, dict[str, Any]], None]
 Headers = Mapping[str, str]
+AddressHook = Callable[[str, str | None], None]
 # Extra headers for one miner request, from the shared body and the miner's hotkey (signing).
 RequestSigner = Callable[[bytes, str], Headers]
 
@@ -32,9 +38,15 @@ RequestSigner = Callable[[bytes, str], Headers]
 class MinerHTTPError(Exception):
     """A miner answered with a status other than 200."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, retry_after: str | None = None) -> None:
         super().__init__(f"HTTP {status}")
         self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def busy(self) -> bool:
+        """Whether the miner asked to be left alone for a while (back-pressure)."""
+        return self.status == 429 or (self.status in BUSY_STATUSES and bool(self.retry_after))
 
 
 class InvalidReply(Exception):
@@ -60,10 +72,21 @@ class Reply:
         return self.status == "ok"
 
 
-def open_session(max_connections: int) -> aiohttp.ClientSession:
-    """The process's one client session for miner calls, sized for the fan-out."""
+def open_session(
+    max_connections: int, policy: AxonPolicy | None = None, record: AddressHook | None = None
+) -> aiohttp.ClientSession:
+    """The process's one client session for miner calls, sized for the fan-out.
+
+    With a `policy`, every address the session would dial is checked first (after DNS);
+    `record` (tests) hears each one.
+    """
+    factory = policy.socket_factory(record) if policy is not None else None
     connector = aiohttp.TCPConnector(
-        limit=max_connections, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
+        limit=max_connections,
+        limit_per_host=0,
+        ttl_dns_cache=300,
+        keepalive_timeout=30,
+        socket_factory=factory,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -128,10 +151,14 @@ class MinerClient:
         session: aiohttp.ClientSession,
         max_reply_bytes: int,
         signer: RequestSigner | None = None,
+        backpressure: Backpressure | None = None,
+        policy: AxonPolicy | None = None,
     ) -> None:
         self.session = session
         self.max_reply_bytes = max_reply_bytes
         self.signer = signer
+        self.backpressure = backpressure or Backpressure()
+        self.policy = policy
 
     def _headers(self, base: Headers, body: bytes, neuron: Neuron) -> Headers:
         """The request's headers, signed for this miner when there is a signer."""
@@ -157,14 +184,18 @@ class MinerClient:
         # ten-miner request, a tenth of the gateway's whole budget (py-spy, make bench).
         try:
             return await self._post_once(url, body, headers)
-        except aiohttp.ClientConnectorError:
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AxonRefused):
+                raise
             await asyncio.sleep(CONNECT_RETRY_DELAY_S)
             return await self._post_once(url, body, headers)
 
     async def _post_once(self, url: str, body: bytes, headers: Headers) -> tuple[int, bytes]:
-        async with self.session.post(url, data=body, headers=headers) as resp:
+        async with self.session.post(
+            url, data=body, headers=headers, allow_redirects=False
+        ) as resp:
             if resp.status != 200:
-                return resp.status, b""
+                raise MinerHTTPError(resp.status, resp.headers.get("Retry-After"))
             return resp.status, await self._read_capped(resp)
 
     async def complete(
@@ -179,9 +210,7 @@ class MinerClient:
         headers = self._headers(headers, body, neuron)
 
         async def call(reply: Reply) -> None:
-            status, raw = await self._post(neuron.base_url + PATHS[kind], body, headers)
-            if status != 200:
-                raise MinerHTTPError(status)
+            _, raw = await self._post(neuron.base_url + PATHS[kind], body, headers)
             try:
                 reply.body = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -214,6 +243,9 @@ class MinerClient:
         """Run `call` to fill a reply by `deadline`; any way it fails becomes the reply's status."""
         start = time.perf_counter()
         reply = Reply(neuron, "ok", 0.0)
+        refusal = self.policy.refusal(neuron.axon.ip) if self.policy is not None else None
+        if refusal is not None:
+            return self._failed(neuron, start, "error", "address refused by the axon policy")
         try:
             async with asyncio.timeout_at(deadline):
                 await call(reply)
@@ -221,12 +253,27 @@ class MinerClient:
             return self._failed(neuron, start, "timeout", "deadline passed")
         except InvalidReply as exc:
             return self._failed(neuron, start, "invalid", str(exc))
+        except StreamTooLarge as exc:
+            return self._failed(neuron, start, "invalid", str(exc))
         except MinerHTTPError as exc:
-            return self._failed(neuron, start, "error", f"HTTP {exc.status}")
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return self._failed(neuron, start, "error", type(exc).__name__)
+            return self._http_failed(neuron, start, exc)
+        except Exception as exc:  # the client never raises: any failure is the reply's error
+            return self._failed(neuron, start, "error", describe_failure(exc))
         reply.latency_ms = _ms_since(start)
         return reply
+
+    def _http_failed(self, neuron: Neuron, start: float, exc: MinerHTTPError) -> Reply:
+        if exc.busy:
+            wait_s = retry_after_s(exc.retry_after)
+            self.backpressure.hold(neuron, wait_s)
+            return self._failed(
+                neuron, start, "busy", f"HTTP {exc.status}, retry after {wait_s:g} s"
+            )
+        if 300 <= exc.status < 400:
+            return self._failed(
+                neuron, start, "error", f"HTTP {exc.status} (redirects are not followed)"
+            )
+        return self._failed(neuron, start, "error", f"HTTP {exc.status}")
 
     async def _read_stream(
         self,
@@ -237,15 +284,14 @@ class MinerClient:
         reply: Reply,
         sink: ChunkSink | None,
     ) -> None:
-        async with self.session.post(url, data=body, headers=headers) as resp:
+        async with self.session.post(
+            url, data=body, headers=headers, allow_redirects=False
+        ) as resp:
             if resp.status != 200:
-                raise MinerHTTPError(resp.status)
-            size = 0
+                raise MinerHTTPError(resp.status, resp.headers.get("Retry-After"))
             parts: list[str] = []
-            async for line in resp.content:
-                size += len(line)
-                if size > self.max_reply_bytes:
-                    raise InvalidReply("stream is over the size cap")
+            # The line reader caps the whole stream, so no single line can outgrow it either.
+            async for line in sse_lines(resp.content, self.max_reply_bytes):
                 if not line.startswith(b"data:"):
                     continue
                 data = line[5:].strip()
@@ -269,6 +315,23 @@ class MinerClient:
     @staticmethod
     def _failed(neuron: Neuron, start: float, status: Status, error: str) -> Reply:
         return Reply(neuron, status, _ms_since(start), error=error)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failure in a few fixed words: never the exception's text, which can name internals."""
+    if isinstance(exc, AxonRefused) or isinstance(exc.__cause__, AxonRefused):
+        return "address refused by the axon policy"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "cannot connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return "connection closed early"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "reply body broken off"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "malformed HTTP reply"
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return "connection failed"
+    return "unexpected failure"
 
 
 def _ms_since(start: float) -> float:

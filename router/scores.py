@@ -18,6 +18,8 @@ from router.store import StateStore
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 20_000
+# A sync round slower than this marks the store unhealthy (slow), though it answered.
+SLOW_ROUND_S = 1.0
 
 
 class LeaderboardRow(TypedDict):
@@ -34,6 +36,7 @@ class LeaderboardRow(TypedDict):
     cooling_down: bool
     cooling_until: float | None  # Unix time the cool-down ends
     serving: bool
+    refused: str | None  # why the axon policy will not dial it (None: it may be dialled)
     validator_permit: bool
     weight: float  # this validator's weight on it at the last epoch
 
@@ -63,6 +66,9 @@ class Scoreboard:
     Requests read and update the local view without waiting on the store; a background
     loop writes outcomes to the store in batches and pulls back what every replica wrote.
     A store that fails keeps the outcomes queued (bounded) and is retried each round.
+    Each round sends each pool at most one new batch (what was queued when its turn came)
+    after any batch to retry, and starts with a different pool, so a slow store cannot
+    starve one pool behind another's refilling queue.
     """
 
     def __init__(
@@ -72,12 +78,17 @@ class Scoreboard:
         *,
         sync_interval_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        slow_round_s: float = SLOW_ROUND_S,
     ) -> None:
         self.store = store
         self.policy = policy
         self.sync_interval_s = sync_interval_s
         self.clock = clock
+        self.slow_round_s = slow_round_s
         self.store_healthy = True
+        self.store_state = "ok"  # ok | slow | down
+        self.last_round_s = 0.0
+        self._rounds = 0
         self._local: dict[str, dict[int, MinerStats]] = {}
         self._pending: dict[str, deque[Outcome]] = {}
         self._inflight: dict[str, tuple[str, list[Outcome]]] = {}
@@ -104,15 +115,24 @@ class Scoreboard:
             queue.append(outcome)
 
     async def flush(self) -> None:
-        """Write queued outcomes to the store as batches; a failed batch is resent as it was."""
-        for pool, queue in list(self._pending.items()):
-            while pool in self._inflight or queue:
-                if pool not in self._inflight:
-                    self._inflight[pool] = (uuid.uuid4().hex, list(queue))
-                    queue.clear()
-                batch_id, batch = self._inflight[pool]
-                await self.store.record(pool, batch, self.policy, self.clock(), batch_id)
-                del self._inflight[pool]
+        """Write each pool's queue as one batch; a failed batch is first resent as it was."""
+        for pool in list(self._pending):
+            await self._flush_pool(pool)
+
+    async def _flush_pool(self, pool: str) -> None:
+        """At most the retried batch and one new one: a queue refilling meanwhile waits."""
+        if pool in self._inflight:
+            await self._send(pool)
+        queue = self._pending.get(pool)
+        if queue:
+            self._inflight[pool] = (uuid.uuid4().hex, list(queue))
+            queue.clear()
+            await self._send(pool)
+
+    async def _send(self, pool: str) -> None:
+        batch_id, batch = self._inflight[pool]
+        await self.store.record(pool, batch, self.policy, self.clock(), batch_id)
+        del self._inflight[pool]
 
     def _unwritten(self, pool: str) -> list[Outcome]:
         inflight = self._inflight.get(pool)
@@ -126,20 +146,40 @@ class Scoreboard:
             shared[outcome.uid] = apply_outcome(shared.get(outcome.uid), outcome, self.policy, now)
         self._local[pool] = shared
 
+    def _round_order(self, pools: Sequence[str]) -> list[str]:
+        """Every pool with something to write or read, starting one further each round."""
+        order = list(dict.fromkeys([*pools, *self._pending, *self._inflight]))
+        if not order:
+            return order
+        turn = self._rounds % len(order)
+        return order[turn:] + order[:turn]
+
     async def sync(self, pools: Sequence[str]) -> None:
-        """One round: flush, then pull every pool; marks the store healthy or not."""
+        """One round: per pool, write one batch and pull; marks the store ok, slow or down."""
+        started = time.perf_counter()
+        self._rounds += 1
+        read = set(pools)
         try:
-            await self.flush()
-            for pool in pools:
-                await self.pull(pool)
+            for pool in self._round_order(pools):
+                await self._flush_pool(pool)
+                if pool in read:
+                    await self.pull(pool)
         except Exception as exc:  # any store failure: keep serving from the local view
             if self.store_healthy:
                 logger.warning("state store unavailable, serving from local state: %r", exc)
-            self.store_healthy = False
+            self._mark("down", started)
             return
-        if not self.store_healthy:
+        slow = time.perf_counter() - started > self.slow_round_s
+        if slow and self.store_state == "ok":
+            logger.warning("state store is slow: a sync round took %.2f s", self.last_round_s)
+        if not slow and self.store_state != "ok":
             logger.info("state store is back")
-        self.store_healthy = True
+        self._mark("slow" if slow else "ok", started)
+
+    def _mark(self, state: str, started: float) -> None:
+        self.last_round_s = time.perf_counter() - started
+        self.store_state = state
+        self.store_healthy = state == "ok"
 
     async def run(self, pools: Callable[[], Sequence[str]]) -> None:
         """Sync forever, every `sync_interval_s`."""
@@ -147,8 +187,12 @@ class Scoreboard:
             await self.sync(pools())
             await asyncio.sleep(self.sync_interval_s)
 
-    def leaderboard(self, pool: str, metagraph: Metagraph) -> list[LeaderboardRow]:
-        """Every miner of the pool with what the gateway knows of it, best score first."""
+    def leaderboard(
+        self, pool: str, metagraph: Metagraph, refused: Mapping[int, str] | None = None
+    ) -> list[LeaderboardRow]:
+        """Every miner of the pool with what the gateway knows of it, best score first;
+        `refused` gives why the axon policy will not dial a miner."""
+        refused = refused or {}
         stats = self.stats(pool)
         now = self.clock()
         rows: list[LeaderboardRow] = []
@@ -169,6 +213,7 @@ class Scoreboard:
                     "cooling_down": bool(s and s.cooling_until > now),
                     "cooling_until": s.cooling_until if s and s.cooling_until > now else None,
                     "serving": neuron.serving,
+                    "refused": refused.get(neuron.uid),
                     "validator_permit": neuron.validator_permit,
                     "weight": 0.0,
                 }

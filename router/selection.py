@@ -5,13 +5,18 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from router.backpressure import Backpressure
 from router.metagraph import Neuron
 
 
 def eligible(
-    neurons: Iterable[Neuron], cooling_until: Mapping[int, float], now: float
+    neurons: Iterable[Neuron],
+    cooling_until: Mapping[int, float],
+    now: float,
+    backpressure: Backpressure | None = None,
 ) -> list[Neuron]:
-    """Miners that may be asked: active, serving, no validator permit, not cooling down."""
+    """Miners that may be asked: active, serving, no validator permit, not cooling down,
+    and not paused by their own back-pressure."""
     return [
         n
         for n in neurons
@@ -19,6 +24,7 @@ def eligible(
         and n.serving
         and not n.validator_permit
         and cooling_until.get(n.uid, 0.0) <= now
+        and not (backpressure is not None and backpressure.held(n, now))
     ]
 
 
@@ -28,7 +34,11 @@ def rank_by_incentive(neurons: Iterable[Neuron]) -> list[Neuron]:
 
 
 def top_eligible(
-    ranked: Iterable[Neuron], k: int, cooling_until: Mapping[int, float], now: float
+    ranked: Iterable[Neuron],
+    k: int,
+    cooling_until: Mapping[int, float],
+    now: float,
+    backpressure: Backpressure | None = None,
 ) -> list[Neuron]:
     """The first `k` eligible miners of neurons already ranked by incentive.
 
@@ -38,7 +48,7 @@ def top_eligible(
     for neuron in ranked:
         if len(top) == k:
             break
-        if eligible((neuron,), cooling_until, now):
+        if eligible((neuron,), cooling_until, now, backpressure):
             top.append(neuron)
     return top
 
@@ -92,15 +102,17 @@ def select_candidates(
     rng: random.Random,
     only: Collection[int] | None = None,
     exclude: Collection[int] = (),
+    backpressure: Backpressure | None = None,
 ) -> list[Neuron]:
     """Eligible miners → top `top_k` by incentive → `sample` of them, weighted by score.
 
-    `ranked` must be ranked by incentive (`rank_by_incentive`); pools keep theirs so.
-    `only` keeps just those uids (a request that names its miners), `exclude` drops uids.
+    `ranked` must be ranked by incentive (`rank_by_incentive`) and hold only miners the axon
+    policy allows; pools keep theirs so. `only` keeps just those uids (a request that names
+    its miners), `exclude` drops uids.
     """
     if only is not None or exclude:
         ranked = [n for n in ranked if (only is None or n.uid in only) and n.uid not in exclude]
-    top = top_eligible(ranked, top_k, cooling_until, now)
+    top = top_eligible(ranked, top_k, cooling_until, now, backpressure)
     if sample >= len(top):
         return top
     return sample_without_replacement(top, draw_weights(top, scores, explore), sample, rng)

@@ -6,7 +6,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["ok", "timeout", "error", "invalid"]
+# `busy`: the miner asked for a pause (429, or 503 with Retry-After); it moves no score.
+Status = Literal["ok", "timeout", "error", "invalid", "busy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ def apply_outcome(
     stats = current
     if stats is None or stats.hotkey != outcome.hotkey:
         stats = MinerStats(hotkey=outcome.hotkey)
+    if outcome.status == "busy":
+        return stats
     reward = outcome.reward if outcome.status == "ok" else 0.0
     stats.score = (1.0 - policy.alpha) * stats.score + policy.alpha * reward
     stats.requests += 1

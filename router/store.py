@@ -183,48 +183,79 @@ class MemoryStore:
 
 
 # The Lua twin of router.stats.apply_outcome: one script call folds a batch atomically,
-# so replicas racing on the same miner never lose an update.
+# so replicas racing on the same miner never lose an update. Redis does not roll a script
+# back when it fails half way, so every outcome and every stored document is checked (and
+# decoded) before the first write; a bad batch writes nothing, not even its batch marker.
 RECORD_LUA = """
-if ARGV[7] ~= '' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', 3600) then
-  return 0
-end
 local alpha = tonumber(ARGV[1])
 local cooldown_after = tonumber(ARGV[2])
 local cooldown_s = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
-local outcomes = cjson.decode(ARGV[6])
-for _, o in ipairs(outcomes) do
-  local field = tostring(o.uid)
-  local raw = redis.call('HGET', KEYS[1], field)
-  local s = nil
-  if raw then s = cjson.decode(raw) end
+local ok, outcomes = pcall(cjson.decode, ARGV[6])
+if not ok or type(outcomes) ~= 'table' then
+  return redis.error_reply('outcomes are not a JSON list')
+end
+local statuses = {ok = true, timeout = true, error = true, invalid = true, busy = true}
+local fields = {}
+local current = {}
+for i, o in ipairs(outcomes) do
+  if type(o) ~= 'table' or type(o.uid) ~= 'number' or o.uid < 0 or o.uid % 1 ~= 0
+     or o.uid > 4294967295 or type(o.hotkey) ~= 'string' or not statuses[o.status]
+     or type(o.reward) ~= 'number' or type(o.latency_ms) ~= 'number' then
+    return redis.error_reply('outcome ' .. i .. ' is malformed')
+  end
+  local field = string.format('%d', o.uid)
+  fields[i] = field
+  if current[field] == nil then
+    local raw = redis.call('HGET', KEYS[1], field)
+    local s = false
+    if raw then
+      local decoded, doc = pcall(cjson.decode, raw)
+      if decoded and type(doc) == 'table' then s = doc end
+    end
+    current[field] = s
+  end
+end
+if ARGV[7] ~= '' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', 3600) then
+  return 0
+end
+local touched = {}
+for i, o in ipairs(outcomes) do
+  local field = fields[i]
+  local s = current[field]
   if (not s) or s.hotkey ~= o.hotkey then
     s = {hotkey = o.hotkey, score = 0, requests = 0, successes = 0, failures = 0,
          consecutive_failures = 0, cooling_until = 0, wins = 0, latencies = {}}
   end
-  local reward = 0
-  if o.status == 'ok' then reward = o.reward end
-  s.score = (1 - alpha) * s.score + alpha * reward
-  s.requests = s.requests + 1
-  if o.won then s.wins = s.wins + 1 end
-  if o.status == 'ok' then
-    s.successes = s.successes + 1
-    s.consecutive_failures = 0
-    local lat = s.latencies
-    if type(lat) ~= 'table' then lat = {} end
-    table.insert(lat, o.latency_ms)
-    while #lat > window do table.remove(lat, 1) end
-    s.latencies = lat
-  else
-    s.failures = s.failures + 1
-    s.consecutive_failures = s.consecutive_failures + 1
-    if s.consecutive_failures >= cooldown_after then
-      s.cooling_until = now + cooldown_s
+  if o.status ~= 'busy' then
+    local reward = 0
+    if o.status == 'ok' then reward = o.reward end
+    s.score = (1 - alpha) * (tonumber(s.score) or 0) + alpha * reward
+    s.requests = (tonumber(s.requests) or 0) + 1
+    if o.won then s.wins = (tonumber(s.wins) or 0) + 1 end
+    if o.status == 'ok' then
+      s.successes = (tonumber(s.successes) or 0) + 1
       s.consecutive_failures = 0
+      local lat = s.latencies
+      if type(lat) ~= 'table' then lat = {} end
+      table.insert(lat, o.latency_ms)
+      while #lat > window do table.remove(lat, 1) end
+      s.latencies = lat
+    else
+      s.failures = (tonumber(s.failures) or 0) + 1
+      s.consecutive_failures = (tonumber(s.consecutive_failures) or 0) + 1
+      if s.consecutive_failures >= cooldown_after then
+        s.cooling_until = now + cooldown_s
+        s.consecutive_failures = 0
+      end
     end
   end
-  redis.call('HSET', KEYS[1], field, cjson.encode(s))
+  current[field] = s
+  touched[field] = true
+end
+for field, _ in pairs(touched) do
+  redis.call('HSET', KEYS[1], field, cjson.encode(current[field]))
 end
 return #outcomes
 """
@@ -293,7 +324,13 @@ class RedisStore:
     async def stats(self, pool: str) -> dict[int, MinerStats]:
         """Every miner's stats in the pool, in one read."""
         raw: dict[Any, Any] = await self._call(self._redis.hgetall, stats_key(pool))
-        return {int(uid): MinerStats.from_json(orjson.loads(doc)) for uid, doc in raw.items()}
+        stats: dict[int, MinerStats] = {}
+        for uid, doc in raw.items():
+            try:
+                stats[int(uid)] = MinerStats.from_json(orjson.loads(doc))
+            except (ValueError, TypeError, AttributeError):  # one bad entry must not hide the rest
+                logger.warning("skipping an unreadable stats entry %r of pool %s", uid, pool)
+        return stats
 
     async def save_metagraph(self, pool: str, snapshot: bytes) -> None:
         """Keep the snapshot for every replica."""
