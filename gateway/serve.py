@@ -13,7 +13,7 @@ from gateway.config import ConfigError, RoutingDefaults, Settings
 from router.metagraph import MetagraphError, describe_validation_error, load_metagraph
 
 ROUTING_FLAGS = ("top_k", "sample", "strategy", "ranker", "timeout_s", "explore", "miner_model")
-SETTINGS_FLAGS = ("metagraph", "pools", "host", "port", "redis_url", "seed")
+SETTINGS_FLAGS = ("metagraph", "pools", "host", "port", "redis_url", "seed", "axon_allow")
 
 
 def default(field: str, model: type[Settings] | type[RoutingDefaults] = Settings) -> object:
@@ -52,6 +52,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--miner-model", help="model id sent to miners (default: none)")
     parser.add_argument("--seed", type=int, help="seed of the miner sampling")
+    parser.add_argument(
+        "--axon-allow",
+        help="private networks whose miners may be dialled, CIDRs, comma-separated "
+        "(default: public addresses only; e.g. 127.0.0.0/8 for miners on this machine)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(run=serve)
 

@@ -125,7 +125,8 @@ def gateway(
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            # Its miners listen on loopback, which the axon policy refuses unless allowed.
+            env={**os.environ, "BITGATE_AXON_ALLOW": "127.0.0.0/8", **(env or {})},
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -12,8 +12,18 @@ import redis
 
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import MinerProfile
+from router.axon_policy import LOOPBACK
 from router.store import MemoryStore, RedisStore, StateStore
 from tests.support import LoopThread, RedisServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_miners() -> Iterator[None]:
+    """Every gateway a test builds may dial miners on loopback, where test miners listen;
+    nothing else off the public internet (tests never leave 127.0.0.0/8)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BITGATE_AXON_ALLOW", LOOPBACK)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ import httpx
 import redis
 
 from miners.sim.profiles import MinerProfile
+from router.axon_policy import LOOPBACK
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,8 @@ class GatewayProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port), *args]
-        full_env = {**os.environ, **(env or {})}
+        # Test miners listen on loopback, which the axon policy refuses unless allowed.
+        full_env = {**os.environ, "BITGATE_AXON_ALLOW": LOOPBACK, **(env or {})}
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=full_env, stdout=self.output, stderr=subprocess.STDOUT

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from router.metagraph import Axon, Neuron
+from router.axon_policy import AxonPolicy
 from router.miner_client import MinerClient, Reply, open_session
 from tests.support import free_port
 
@@ -415,3 +416,102 @@ async def test_stalled_stream_times_out_at_the_deadline(client: MinerClient, ser
 async def test_stream_connection_refused_is_an_error(client: MinerClient) -> None:
     reply, _ = await stream(client, miner_at(free_port()))
     assert reply.status == "error"
+
+
+# --- hostile miners ---
+
+
+async def test_a_redirect_is_an_error_and_never_followed(
+    client: MinerClient, serve: Serve
+) -> None:
+    hits: list[str] = []
+
+    async def internal(request: web.Request) -> web.StreamResponse:
+        hits.append(request.path)
+        return web.json_response(chat_reply("internal service"))
+
+    target = await serve(internal)
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPTemporaryRedirect(f"{target.base_url}/v1/chat/completions")
+
+    miner = await serve(redirect, uid=1)
+    reply = await complete(client, miner)
+    streamed, _ = await stream(client, miner)
+    assert (reply.status, streamed.status) == ("error", "error")
+    assert "redirect" in (reply.error or "")
+    assert hits == []
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "outcome"),
+    [(429, "7", "busy"), (429, None, "busy"), (503, "7", "busy"), (503, None, "error")],
+)
+async def test_back_pressure_is_busy_and_holds_the_miner(
+    serve: Serve, status: int, retry_after: str | None, outcome: str
+) -> None:
+    async def busy(request: web.Request) -> web.StreamResponse:
+        headers = {"Retry-After": retry_after} if retry_after else {}
+        return web.json_response({"error": "busy"}, status=status, headers=headers)
+
+    miner = await serve(busy)
+    session = open_session(10)
+    client = MinerClient(session, CAP)
+    try:
+        reply = await complete(client, miner)
+    finally:
+        await session.close()
+    assert reply.status == outcome
+    assert client.backpressure.held(miner, time.time()) is (outcome == "busy")
+    if retry_after:
+        assert not client.backpressure.held(miner, time.time() + float(retry_after) + 1)
+
+
+async def test_a_600_kib_sse_line_is_read_when_under_the_reply_cap(serve: Serve) -> None:
+    events = sse(chat_chunk("x" * 600 * 1024), "[DONE]")
+    miner = await serve(streaming(events))
+    session = open_session(10)
+    try:
+        reply, _ = await stream(MinerClient(session, 2 * 1024 * 1024), miner)
+    finally:
+        await session.close()
+    assert reply.status == "ok"
+    assert len(reply.text) == 600 * 1024
+
+
+async def test_one_sse_line_over_the_cap_is_invalid(client: MinerClient, serve: Serve) -> None:
+    reply, sunk = await stream(client, await serve(streaming([b"data: " + b"x" * CAP * 3])))
+    assert reply.status == "invalid"
+    assert "cap" in (reply.error or "")
+    assert sunk == []
+
+
+async def test_a_refused_address_is_never_dialled(serve: Serve) -> None:
+    miner = await serve(replying(chat_reply("should not be read")))
+    heard: list[tuple[str, str | None]] = []
+    session = open_session(10, AxonPolicy(), lambda host, reason: heard.append((host, reason)))
+    try:
+        # The literal address is refused before any connect; and were it a name, the socket
+        # factory would refuse the address it resolved to.
+        refused = await complete(MinerClient(session, CAP, policy=AxonPolicy()), miner)
+        dialled = await complete(MinerClient(session, CAP), miner)
+    finally:
+        await session.close()
+    assert (refused.status, refused.error) == ("error", "address refused by the axon policy")
+    assert (dialled.status, dialled.error) == ("error", "address refused by the axon policy")
+    assert heard == [("127.0.0.1", "loopback")]  # refused once, not retried
+
+
+async def test_an_unexpected_exception_is_the_replys_error(serve: Serve) -> None:
+    miner = await serve(replying(chat_reply("fine")))
+    session = open_session(10)
+
+    def broken_signer(body: bytes, hotkey: str) -> dict[str, str]:
+        return {"X-Bad": "line\r\nbreak"}  # aiohttp refuses to send it
+
+    try:
+        reply = await complete(MinerClient(session, CAP, broken_signer), miner)
+    finally:
+        await session.close()
+    assert reply.status == "error"
+    assert "\n" not in (reply.error or "") and "X-Bad" not in (reply.error or "")

@@ -1,0 +1,91 @@
+"""Tests for router.axon_policy: which miner addresses may be dialled (no address is dialled)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from router.axon_policy import AxonPolicy, AxonRefused, parse_networks
+
+PUBLIC_ONLY = AxonPolicy()
+LOOPBACK_ALLOWED = AxonPolicy.from_cidrs(["127.0.0.0/8"])
+EVERYTHING_ALLOWED = AxonPolicy.from_cidrs(["0.0.0.0/0", "::/0"])
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("169.254.169.254", "link_local"),  # AWS, GCP and Azure metadata
+        ("169.254.170.2", "link_local"),  # ECS task metadata
+        ("fe80::1", "link_local"),
+        ("fe80::1%eth0", "link_local"),
+        ("::ffff:169.254.169.254", "link_local"),  # IPv4-mapped
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("255.255.255.255", "broadcast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+    ],
+)
+def test_never_dialled_whatever_is_allowed(address: str, reason: str) -> None:
+    assert PUBLIC_ONLY.refusal(address) == reason
+    assert EVERYTHING_ALLOWED.refusal(address) == reason
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("[::ffff:7f00:1]", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("172.31.255.255", "private"),
+        ("192.168.1.1", "private"),
+        ("100.64.0.1", "private"),
+        ("fc00::1", "private"),
+        ("fd12:3456::1", "private"),
+        ("::ffff:10.0.0.1", "private"),
+        ("64:ff9b::a00:1", "private"),  # NAT64 form of 10.0.0.1
+        ("192.0.2.1", "private"),  # documentation range: not global
+    ],
+)
+def test_private_only_when_allowed(address: str, reason: str) -> None:
+    assert PUBLIC_ONLY.refusal(address) == reason
+    assert EVERYTHING_ALLOWED.refusal(address) is None
+
+
+def test_an_allowed_network_admits_only_itself() -> None:
+    assert LOOPBACK_ALLOWED.refusal("127.0.0.1") is None
+    assert LOOPBACK_ALLOWED.refusal("::ffff:127.0.0.2") is None
+    assert LOOPBACK_ALLOWED.refusal("10.0.0.1") == "private"
+    assert LOOPBACK_ALLOWED.refusal("::1") == "loopback"
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "172.32.0.1"])
+def test_public_addresses_are_dialled(address: str) -> None:
+    assert PUBLIC_ONLY.refusal(address) is None
+
+
+def test_a_name_is_left_to_the_socket_factory() -> None:
+    assert PUBLIC_ONLY.refusal("miner.example") is None
+
+
+def test_bad_cidrs_are_named() -> None:
+    with pytest.raises(ValueError, match="not-a-net"):
+        parse_networks(["10.0.0.0/8", "not-a-net"])
+
+
+def test_the_socket_factory_refuses_before_a_socket_exists() -> None:
+    heard: list[tuple[str, str | None]] = []
+    factory = LOOPBACK_ALLOWED.socket_factory(lambda host, reason: heard.append((host, reason)))
+    with pytest.raises(AxonRefused) as refused:
+        factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80)))
+    assert refused.value.reason == "link_local"
+    with factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80))) as sock:
+        assert sock.family == socket.AF_INET
+    assert heard == [("169.254.169.254", "link_local"), ("127.0.0.1", None)]
