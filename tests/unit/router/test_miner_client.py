@@ -421,9 +421,7 @@ async def test_stream_connection_refused_is_an_error(client: MinerClient) -> Non
 # --- hostile miners ---
 
 
-async def test_a_redirect_is_an_error_and_never_followed(
-    client: MinerClient, serve: Serve
-) -> None:
+async def test_a_redirect_is_an_error_and_never_followed(client: MinerClient, serve: Serve) -> None:
     hits: list[str] = []
 
     async def internal(request: web.Request) -> web.StreamResponse:

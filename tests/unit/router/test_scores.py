@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -241,3 +241,59 @@ def test_leaderboard_shows_cool_downs() -> None:
     (row,) = board.leaderboard(POOL, Metagraph(netuid=1, neurons=[neuron(0, 0.5)]))
     assert row["cooling_down"] is True
     assert row["cooling_until"] == NOW + 30.0
+
+
+# --- a slow store ---
+
+
+class SlowStore(MemoryStore):
+    """The memory store, slow to write; while a write waits, `during_write` runs."""
+
+    def __init__(self, delay_s: float, during_write: Callable[[], None]) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.during_write = during_write
+        self.writes: list[str] = []
+
+    async def record(
+        self,
+        pool: str,
+        outcomes: Sequence[Outcome],
+        policy: ScorePolicy,
+        now: float,
+        batch_id: str | None = None,
+    ) -> None:
+        self.writes.append(pool)
+        self.during_write()
+        await asyncio.sleep(self.delay_s)
+        await super().record(pool, outcomes, policy, now, batch_id)
+
+
+async def test_a_refilling_queue_does_not_starve_other_pools() -> None:
+    board: Scoreboard
+
+    def traffic() -> None:  # a busy pool whose queue refills during every write
+        board.record("busy", [outcome(0)])
+
+    store = SlowStore(0.01, traffic)
+    board = Scoreboard(store, POLICY, clock=lambda: NOW)
+    board.record("busy", [outcome(0)])
+    board.record("quiet", [outcome(1)])
+    await asyncio.wait_for(board.sync(["busy", "quiet"]), 5.0)
+    assert store.writes.count("busy") == 1
+    assert (await store.stats("quiet"))[1].requests == 1
+    await board.sync(["busy", "quiet"])
+    assert store.writes.count("busy") == 2  # one batch a round; the refill waits its turn
+
+
+async def test_a_slow_round_marks_the_store_slow_then_ok() -> None:
+    store = SlowStore(0.05, lambda: None)
+    board = Scoreboard(store, POLICY, clock=lambda: NOW, slow_round_s=0.02)
+    board.record(POOL, [outcome(0)])
+    await board.sync([POOL])
+    assert (board.store_state, board.store_healthy) == ("slow", False)
+    board.slow_round_s = 10.0
+    board.record(POOL, [outcome(0)])
+    await board.sync([POOL])
+    assert (board.store_state, board.store_healthy) == ("ok", True)
+    assert (await store.stats(POOL))[0].requests == 2

@@ -6,12 +6,20 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from router.stats import MinerStats, Outcome, ScorePolicy, Status
-from router.store import MemoryStore, RedisStore, StateStore, open_store, stats_key
+from router.store import (
+    MemoryStore,
+    RedisStore,
+    StateStore,
+    batch_key,
+    open_store,
+    stats_key,
+)
 from tests.support import free_port
 
 POOL = "sn1"
@@ -242,3 +250,65 @@ async def test_a_batch_written_twice_counts_once(store: StateStore) -> None:
     await store.record(POOL, batch, POLICY, NOW, batch_id="b-2")
     stats = await store.stats(POOL)
     assert (stats[0].requests, stats[1].requests) == (2, 2)
+
+
+# --- back-pressure and hostile batches ---
+
+
+async def test_a_busy_miner_keeps_its_score(store: StateStore) -> None:
+    await store.record(POOL, [outcome(0, reward=1.0)], POLICY, NOW)
+    before = (await store.stats(POOL))[0]
+    await store.record(POOL, [outcome(0, "busy")] * 5, POLICY, NOW)
+    after = (await store.stats(POOL))[0]
+    assert (after.score, after.requests, after.failures) == (before.score, 1, 0)
+    assert after.cooling_until == 0.0
+
+
+def _payload(*outcomes: dict[str, object]) -> bytes:
+    base = {"hotkey": "hk", "status": "ok", "reward": 0.5, "latency_ms": 10.0, "won": False}
+    return orjson.dumps([{**base, **o} for o in outcomes])
+
+
+async def _run_script(store: RedisStore, payload: bytes, batch_id: str) -> object:
+    args = [POLICY.alpha, POLICY.cooldown_after, POLICY.cooldown_s, NOW, 4, payload, batch_id]
+    keys = [stats_key(POOL), batch_key(POOL, batch_id)]
+    return await store._record(keys=keys, args=args)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"uid": 2.5}, {"uid": -1}, {"uid": "1"}, {"hotkey": 5}, {"status": "great"}, {"reward": None}],
+)
+async def test_a_bad_outcome_leaves_the_whole_batch_unwritten(
+    redis_store: RedisStore, clean_redis: str, bad: dict[str, object]
+) -> None:
+    with pytest.raises(ResponseError, match="malformed"):
+        await _run_script(redis_store, _payload({"uid": 1}, {"uid": 2, **bad}), "b1")
+    client = aioredis.Redis.from_url(clean_redis)
+    try:
+        assert await client.exists(stats_key(POOL), batch_key(POOL, "b1")) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_uids_are_written_as_integers(redis_store: RedisStore, clean_redis: str) -> None:
+    await _run_script(redis_store, _payload({"uid": 7.0}, {"uid": 1e3}), "b2")
+    client = aioredis.Redis.from_url(clean_redis)
+    try:
+        assert sorted(await client.hkeys(stats_key(POOL))) == [b"1000", b"7"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_corrupt_stored_entry_is_replaced_not_fatal(
+    redis_store: RedisStore, clean_redis: str
+) -> None:
+    client = aioredis.Redis.from_url(clean_redis)
+    try:
+        await client.hset(stats_key(POOL), mapping={"0": b"{not json", "x": b"{}"})
+    finally:
+        await client.aclose()
+    assert await redis_store.stats(POOL) == {}  # unreadable entries are skipped
+    await redis_store.record(POOL, [outcome(0), outcome(1)], POLICY, NOW)
+    stats = await redis_store.stats(POOL)
+    assert (stats[0].requests, stats[1].requests) == (1, 1)
