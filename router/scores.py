@@ -169,9 +169,10 @@ class Scoreboard:
                 logger.warning("state store unavailable, serving from local state: %r", exc)
             self._mark("down", started)
             return
-        slow = time.perf_counter() - started > self.slow_round_s
+        elapsed = time.perf_counter() - started
+        slow = elapsed > self.slow_round_s
         if slow and self.store_state == "ok":
-            logger.warning("state store is slow: a sync round took %.2f s", self.last_round_s)
+            logger.warning("state store is slow: a sync round took %.2f s", elapsed)
         if not slow and self.store_state != "ok":
             logger.info("state store is back")
         self._mark("slow" if slow else "ok", started)

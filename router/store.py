@@ -267,6 +267,7 @@ class RedisStore:
     name = "redis"
 
     def __init__(self, url: str, timeout_s: float = 0.5) -> None:
+        self.url = url
         self._redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )

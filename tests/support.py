@@ -133,7 +133,7 @@ def eventually(probe: Callable[[], T], expected: T, timeout: float = 5.0) -> boo
 class RedisServer:
     """A real `redis-server` on a free loopback port, which tests may stop and restart."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *options: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed; `make test` installs it")
@@ -141,6 +141,7 @@ class RedisServer:
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.options = options  # more redis-server flags, e.g. --enable-debug-command yes
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -158,6 +159,7 @@ class RedisServer:
             "no",
             "--dir",
             str(self.workdir),
+            *self.options,
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(self.url)

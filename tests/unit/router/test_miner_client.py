@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from router.metagraph import Axon, Neuron
 from router.axon_policy import AxonPolicy
+from router.metagraph import Axon, Neuron
 from router.miner_client import MinerClient, Reply, open_session
 from tests.support import free_port
 
