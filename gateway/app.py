@@ -31,7 +31,7 @@ from ranking.base import Ranker
 from ranking.embedding import EmbeddingModel, serve_embeddings
 from ranking.static import StaticModel, load_if_built, serve_static
 from router.backpressure import Backpressure
-from router.miner_client import MinerClient, open_session
+from router.miner_client import AddressHook, MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
 from router.store import StateStore, open_store
@@ -83,8 +83,13 @@ def build_signer(settings: Settings) -> Signer | None:
     return Signer(keypair)
 
 
-async def start_state(settings: Settings, chain: ChainAccess | None = None) -> GatewayState:
-    """Open the store, pools, client session and strategies; start the supervised loops."""
+async def start_state(
+    settings: Settings, chain: ChainAccess | None = None, address_hook: AddressHook | None = None
+) -> GatewayState:
+    """Open the store, pools, client session and strategies; start the supervised loops.
+
+    `address_hook` hears every address the miner session would dial, and may refuse it (tests).
+    """
     check_rankers(settings)
     signer = build_signer(settings)
     store = open_store(settings.redis_url)
@@ -102,7 +107,7 @@ async def start_state(settings: Settings, chain: ChainAccess | None = None) -> G
         await store.close()
         raise
     metrics = Metrics()
-    session = open_session(settings.max_connections, axon_policy)
+    session = open_session(settings.max_connections, axon_policy, address_hook)
     client = MinerClient(session, settings.max_reply_bytes, signer, backpressure, axon_policy)
     rng = random.Random(settings.seed)
     embedding = EmbeddingModel(enabled=wants_minilm(settings))
@@ -161,12 +166,15 @@ async def stop_state(state: GatewayState) -> None:
     await state.store.close()
 
 
-def create_app(settings: Settings, chain: ChainAccess | None = None) -> FastAPI:
-    """The gateway as an ASGI app; `chain` replaces the bittensor SDK (tests)."""
+def create_app(
+    settings: Settings, chain: ChainAccess | None = None, address_hook: AddressHook | None = None
+) -> FastAPI:
+    """The gateway as an ASGI app; `chain` replaces the bittensor SDK, `address_hook` hears
+    every miner address dialled (tests)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.gateway = await start_state(settings, chain)
+        app.state.gateway = await start_state(settings, chain, address_hook)
         app.state.access = await open_access(settings, app.state.gateway.metrics)
         try:
             yield

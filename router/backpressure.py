@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 
 from router.metagraph import Neuron
 
@@ -31,7 +31,7 @@ def retry_after_s(value: str | None, now: float | None = None) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-class Backpressure(Mapping[str, float]):
+class Backpressure:
     """Until when each miner (by axon address) asked not to be called, in `clock` time."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -52,20 +52,10 @@ class Backpressure(Mapping[str, float]):
         return bool(self._until) and self._until.get(neuron.base_url, 0.0) > now
 
     def waiting(self) -> list[str]:
-        """The axons held now."""
-        now = self.clock()
-        return [url for url, until in self._until.items() if until > now]
+        """The axons held now or until lately (expired holds are dropped on the next hold)."""
+        return list(self._until)
 
     def _forget_past(self) -> None:
         now = self.clock()
         for url in [u for u, until in self._until.items() if until <= now]:
             del self._until[url]
-
-    def __getitem__(self, base_url: str) -> float:
-        return self._until[base_url]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._until)
-
-    def __len__(self) -> int:
-        return len(self._until)

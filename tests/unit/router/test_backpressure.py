@@ -51,4 +51,4 @@ def test_a_held_miner_is_held_until_then_by_its_axon() -> None:
     board.hold(other, 1.0)
     clock[0] += 2.0
     board.hold(miner, 1.0)  # forgets the expired hold of `other`
-    assert list(board) == [miner.base_url]
+    assert board.waiting() == [miner.base_url]
