@@ -215,8 +215,11 @@ async def endless(ex: Exchange) -> None:
 class FaultServer:
     """One listening socket whose every request gets one fault; counts requests."""
 
-    def __init__(self, fault: Fault, delay_s: float = FAULT_DELAY_S) -> None:
+    def __init__(
+        self, fault: Fault, delay_s: float = FAULT_DELAY_S, host: str = "127.0.0.1"
+    ) -> None:
         self.fault = fault
+        self.host = host
         self.delay_s = delay_s
         self.requests = 0
         self.port = 0
@@ -225,7 +228,7 @@ class FaultServer:
 
     async def start(self) -> FaultServer:
         """Listen on a free loopback port."""
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
