@@ -128,6 +128,11 @@ class Verifier:
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         """The signer's hotkey if the request is signed for this miner, else `EpistulaError`."""
+        return self.verify_body(self.check_headers(headers), body)
+
+    def check_headers(self, headers: Mapping[str, str]) -> SignedHeaders:
+        """Every check the headers alone allow (format, time, addressee, signer), before the
+        body is read; `EpistulaError` if one fails."""
         signed = parse_headers(headers)
         now = self.clock()
         if signed.timestamp_ms < now - self.window_ms:
@@ -146,7 +151,12 @@ class Verifier:
             raise EpistulaError(
                 f"signer {signed.signed_by[:64]!r} is not allowed", "epistula_signer_not_allowed"
             )
+        return signed
+
+    def verify_body(self, signed: SignedHeaders, body: bytes) -> str:
+        """The signer's hotkey if the signature covers this body and the uuid is new."""
         self._check_signature(signed, body)
+        now = self.clock()
         key = str(uuid.UUID(signed.request_uuid))
         if not self.replays.first_use(key, signed.timestamp_ms + self.window_ms, now):
             raise EpistulaError("request uuid was already used (replay)", "epistula_replay")

@@ -14,17 +14,37 @@ from miners.sim.wire import JSON_HEADERS, error_body
 logger = logging.getLogger(__name__)
 
 
-async def refuse_unsigned(verifier: Verifier | None, request: web.Request) -> web.Response | None:
-    """None if the request may go on (or nothing is checked), else the 401 to answer with."""
+async def refuse_unsigned(
+    verifier: Verifier | None, request: web.Request, unverified: Capacity | None = None
+) -> web.Response | None:
+    """None if the request may go on (or nothing is checked), else the 401 (or 429) to answer.
+
+    The headers are checked before a byte of the body is read, and at most `unverified`
+    requests at a time may be reading a body not yet verified: an unsigned client cannot
+    make the miner buffer many bodies at once.
+    """
     if verifier is None:
         return None
     try:
-        verifier.verify(request.headers, await request.read())
+        signed = verifier.check_headers(request.headers)
     except EpistulaError as exc:
-        logger.info("refused a request from %s: %s", request.remote, exc.code)
-        body = error_body(f"Epistula: {exc}", "authentication_error", None, exc.code)
-        return web.Response(status=401, body=body, headers=JSON_HEADERS)
+        return _unauthorized(request, exc)
+    if unverified is not None and not unverified.try_enter():
+        return unverified.busy()
+    try:
+        verifier.verify_body(signed, await request.read())
+    except EpistulaError as exc:
+        return _unauthorized(request, exc)
+    finally:
+        if unverified is not None:
+            unverified.leave()
     return None
+
+
+def _unauthorized(request: web.Request, exc: EpistulaError) -> web.Response:
+    logger.info("refused a request from %s: %s", request.remote, exc.code)
+    body = error_body(f"Epistula: {exc}", "authentication_error", None, exc.code)
+    return web.Response(status=401, body=body, headers=JSON_HEADERS)
 
 
 class Capacity:

@@ -18,6 +18,7 @@ from miners.upstream import Upstream, open_upstream_session
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_UNVERIFIED = 64
 SHUTDOWN_TIMEOUT_S = 5.0
 PROBE_CONNECTIONS = 2
 PROBE_TIMEOUT_S = 5.0
@@ -36,6 +37,8 @@ class MinerConfig:
     timeout_s: float = 60.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     upstream_api_key: str | None = None
+    # Requests whose body is being read before its signature is checked, at most.
+    max_unverified: int = DEFAULT_MAX_UNVERIFIED
 
     def __repr__(self) -> str:
         return f"MinerConfig(upstream={self.upstream!r}, model={self.model!r})"
@@ -59,6 +62,7 @@ class MinerServer:
         self.config = config
         self.verifier = verifier
         self.capacity = Capacity(config.max_in_flight, config.retry_after_s)
+        self.unverified = Capacity(config.max_unverified, config.retry_after_s)
         self.background = background
         self.upstream: Upstream | None = None
         self.probes: Upstream | None = None
@@ -133,14 +137,14 @@ class MinerServer:
         return web.Response(status=200 if await self._probes().healthy() else 503)
 
     async def _forward(self, request: web.Request, path: str) -> web.StreamResponse:
-        """Check the body, signature and capacity; then forward, stream or not."""
+        """Check the signature (headers first), the body and capacity; then forward."""
         try:
+            refused = await refuse_unsigned(self.verifier, request, self.unverified)
+            if refused is not None:
+                return refused
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return bad_request("request body is too large", status=413)
-        refused = await refuse_unsigned(self.verifier, request)
-        if refused is not None:
-            return refused
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:

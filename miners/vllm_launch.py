@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -68,6 +69,21 @@ def build_command(options: VllmOptions) -> list[str]:
     return command + list(options.extra_args)
 
 
+# vLLM runs third-party code (model repos, plugins): it gets no secret of the miner's.
+SECRET_MARKERS = ("MNEMONIC", "SECRET_PHRASE", "PRIVATE_KEY", "PASSWORD")
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment vLLM starts with: ours, less the miner's settings and anything secret
+    (the hotkey mnemonic above all); HF_TOKEN and the CUDA and VLLM settings stay."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.upper().startswith("BITGATE_")
+        and not any(marker in name.upper() for marker in SECRET_MARKERS)
+    }
+
+
 def pick_port(host: str = "127.0.0.1") -> int:
     """A port free on `host` right now."""
     with socket.socket() as sock:
@@ -96,7 +112,9 @@ class VllmProcess:
         command = build_command(self.options)
         logger.info("starting vLLM: %s", " ".join(redact(command)))
         try:
-            self.proc = await asyncio.create_subprocess_exec(*command, start_new_session=True)
+            self.proc = await asyncio.create_subprocess_exec(
+                *command, start_new_session=True, env=child_environment(os.environ)
+            )
         except OSError as exc:
             raise VllmError(f"cannot run {command[0]!r}: {exc.strerror}") from None
         try:

@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     record = os.environ.get("FAKE_VLLM_RECORD")
     if record:
         with open(record, "w", encoding="utf-8") as file:
-            json.dump({"argv": argv, "pid": os.getpid()}, file)
+            json.dump({"argv": argv, "pid": os.getpid(), "env": sorted(os.environ)}, file)
     mode = os.environ.get("FAKE_VLLM_MODE", "ok")
     if mode == "exit":
         print("fake vllm: failing on purpose", file=sys.stderr)

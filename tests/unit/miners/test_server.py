@@ -259,3 +259,57 @@ async def test_verifying_miner_refuses_unsigned_and_tampered_requests(
     assert error_of(tampered[1])["code"] == "epistula_bad_signature"
     assert signed[0] == 200
     assert counts == [1]
+
+
+async def _raw_request(
+    port: int, head: bytes, body: bytes = b""
+) -> tuple[bytes, asyncio.StreamWriter]:
+    """Send a request head (and maybe part of a body) on a raw socket; the status line back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + body)
+    await writer.drain()
+    async with asyncio.timeout(10):  # a guard against a hang, not a timing assertion
+        status = await reader.readline()
+    return status, writer
+
+
+def _head(path: str, length: int, headers: Mapping[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: miner", f"Content-Length: {length}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_bad_epistula_headers_are_refused_before_the_body_is_read() -> None:
+    hotkey = new_keypair()
+    verifier = Verifier(hotkey.ss58_address, SignerPolicy([new_keypair().ss58_address]))
+    async with upstream() as pool, miner(pool.urls[0], verifier) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        # Promises a megabyte and sends none of it: only a miner that does not wait answers.
+        status, writer = await _raw_request(port, _head(CHAT, 1024 * 1024, {}))
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 401")
+
+
+async def test_unverified_bodies_are_capped_in_number() -> None:
+    validator, hotkey = new_keypair(), new_keypair()
+    verifier = Verifier(hotkey.ss58_address, SignerPolicy([validator.ss58_address]))
+    body = orjson.dumps(chat())
+    signer = Signer(validator)
+    async with upstream() as pool, miner(pool.urls[0], verifier, max_unverified=2) as (url, srv):
+        port = int(url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(2):  # good headers, then a body that never finishes uploading
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_head(CHAT, len(body), signer(body, hotkey.ss58_address)) + body[:5])
+            await writer.drain()
+            slow.append(writer)
+        for _ in range(200):  # until the server is reading both bodies (bounded)
+            if srv.unverified.in_flight == 2:
+                break
+            await asyncio.sleep(0.01)
+        status, writer = await _raw_request(
+            port, _head(CHAT, len(body), signer(body, hotkey.ss58_address)), body
+        )
+        for each in (*slow, writer):
+            each.close()
+    assert status.startswith(b"HTTP/1.1 429")

@@ -243,3 +243,19 @@ def test_cli_refuses_incomplete_arguments(
 
     assert main(["miner", "serve", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+async def test_vllm_never_sees_the_miners_secrets(
+    fake_vllm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BITGATE_MINER_HOTKEY_MNEMONIC", "word " * 12)
+    monkeypatch.setenv("BITGATE_MINER_UPSTREAM_API_KEY", "sk-upstream")
+    monkeypatch.setenv("WALLET_PASSWORD", "hunter2")
+    monkeypatch.setenv("HF_TOKEN", "hf_for_gated_models")
+    options = VllmOptions(model="tiny", port=free_port(), executable=str(fake_vllm))
+    async with VllmProcess(options, startup_timeout_s=60):
+        seen = record(fake_vllm)["env"]
+    assert isinstance(seen, list)
+    assert "HF_TOKEN" in seen and "PATH" in seen
+    assert not {"BITGATE_MINER_HOTKEY_MNEMONIC", "BITGATE_MINER_UPSTREAM_API_KEY"} & set(seen)
+    assert "WALLET_PASSWORD" not in seen
