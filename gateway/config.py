@@ -151,7 +151,10 @@ class Settings(BaseSettings):
     # always may, link-local (cloud metadata), multicast and reserved ones never.
     axon_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    max_reply_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Per miner reply, on the wire. Read, a JSON reply holds about its size; a stream about
+    # 4.5x (parsed chunks): 2 MiB ≈ 10k streamed tokens, ≈ 9 MiB held per streaming
+    # candidate (python -m load.bench.reply_memory).
+    max_reply_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_connections: int = Field(default=4096, ge=10)
     max_inflight: int = Field(default=2048, ge=1)
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)

@@ -299,7 +299,7 @@ async def test_unverified_bodies_are_capped_in_number() -> None:
         port = int(url.rsplit(":", 1)[1])
         slow = []
         for _ in range(2):  # good headers, then a body that never finishes uploading
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(_head(CHAT, len(body), signer(body, hotkey.ss58_address)) + body[:5])
             await writer.drain()
             slow.append(writer)
