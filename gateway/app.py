@@ -30,6 +30,7 @@ from ranking import registry
 from ranking.base import Ranker
 from ranking.embedding import EmbeddingModel, serve_embeddings
 from ranking.static import StaticModel, load_if_built, serve_static
+from router.availability import watch_availability
 from router.backpressure import Backpressure
 from router.miner_client import AddressHook, MinerClient, open_session
 from router.scores import Scoreboard
@@ -132,6 +133,7 @@ async def start_state(
         state.supervisor.start("embeddings", partial(serve_embeddings, embedding))
     if not static_built:  # built (about a minute) or found missing in the background
         state.supervisor.start("static-table", partial(serve_static, static))
+    state.supervisor.start("availability", partial(watch_availability, backpressure, session))
     start_loops(state.supervisor, pools, scoreboard, store, metrics, settings.metagraph_poll_s)
     return state
 

@@ -45,15 +45,20 @@ class Backpressure:
 
     def release(self, neuron: Neuron) -> None:
         """The miner says it has room again (its /availability)."""
-        self._until.pop(neuron.base_url, None)
+        self.release_url(neuron.base_url)
+
+    def release_url(self, base_url: str) -> None:
+        """The miner at `base_url` says it has room again."""
+        self._until.pop(base_url, None)
 
     def held(self, neuron: Neuron, now: float) -> bool:
         """Whether the miner asked not to be called at `now`."""
         return bool(self._until) and self._until.get(neuron.base_url, 0.0) > now
 
     def waiting(self) -> list[str]:
-        """The axons held now or until lately (expired holds are dropped on the next hold)."""
-        return list(self._until)
+        """The axons held now."""
+        now = self.clock()
+        return [url for url, until in self._until.items() if until > now]
 
     def _forget_past(self) -> None:
         now = self.clock()
