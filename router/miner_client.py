@@ -157,7 +157,7 @@ class MinerClient:
         self.session = session
         self.max_reply_bytes = max_reply_bytes
         self.signer = signer
-        self.backpressure = backpressure or Backpressure()
+        self.backpressure = backpressure if backpressure is not None else Backpressure()
         self.policy = policy
 
     def _headers(self, base: Headers, body: bytes, neuron: Neuron) -> Headers:
@@ -207,10 +207,10 @@ class MinerClient:
         headers: Headers = JSON_REQUEST_HEADERS,
     ) -> Reply:
         """One non-streaming call, cut at `deadline` (event-loop time)."""
-        headers = self._headers(headers, body, neuron)
 
         async def call(reply: Reply) -> None:
-            _, raw = await self._post(neuron.base_url + PATHS[kind], body, headers)
+            signed = self._headers(headers, body, neuron)
+            _, raw = await self._post(neuron.base_url + PATHS[kind], body, signed)
             try:
                 reply.body = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -229,11 +229,11 @@ class MinerClient:
         headers: Headers = STREAM_REQUEST_HEADERS,
     ) -> Reply:
         """One streaming call; each parsed chunk goes to `sink` as it arrives."""
-        headers = self._headers(headers, body, neuron)
         url = neuron.base_url + PATHS[kind]
 
         async def call(reply: Reply) -> None:
-            await self._read_stream(url, body, headers, kind, reply, sink)
+            signed = self._headers(headers, body, neuron)
+            await self._read_stream(url, body, signed, kind, reply, sink)
 
         return await self._guarded(neuron, deadline, call)
 

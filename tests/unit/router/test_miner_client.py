@@ -513,3 +513,19 @@ async def test_an_unexpected_exception_is_the_replys_error(serve: Serve) -> None
         await session.close()
     assert reply.status == "error"
     assert "\n" not in (reply.error or "") and "X-Bad" not in (reply.error or "")
+
+
+async def test_a_signer_that_fails_is_the_replys_error(serve: Serve) -> None:
+    miner = await serve(replying(chat_reply("fine")))
+    session = open_session(10)
+
+    def failing_signer(body: bytes, hotkey: str) -> dict[str, str]:
+        raise RuntimeError("keyring locked: /secret/path")
+
+    try:
+        client = MinerClient(session, CAP, failing_signer)
+        replies = [await complete(client, miner), (await stream(client, miner))[0]]
+    finally:
+        await session.close()
+    for reply in replies:
+        assert (reply.status, reply.error) == ("error", "unexpected failure")
