@@ -173,7 +173,8 @@ async def readyz(state: State) -> JSONBytes:
 @router.get("/metrics")
 async def metrics(state: State) -> Response:
     """Prometheus metrics."""
-    state.metrics.store_up.set(1 if state.scoreboard.store_healthy else 0)
+    state.metrics.store_up.set(0 if state.scoreboard.store_state == "down" else 1)
+    state.metrics.store_sync_seconds.set(state.scoreboard.last_round_s)
     for pool in state.pools.values():
         state.metrics.observe_refusals(pool.name, pool.refused)
         age = pool.status().get("last_sync_age_s")

@@ -82,6 +82,11 @@ class Metrics:
             buckets=OVERHEAD_BUCKETS,
             registry=r,
         )
+        self.store_sync_seconds = Gauge(
+            "bitgate_state_store_sync_seconds",
+            "How long the last sync round with the state store took (slow: over 1 s).",
+            registry=r,
+        )
         self.store_up = Gauge(
             "bitgate_state_store_up", "1 when the state store answers, else 0.", registry=r
         )

@@ -104,7 +104,12 @@ class GatewayState:
         return {
             "ready": all(p["neurons"] > 0 for p in pools.values()) and not dead and rankers_ok,
             "rankers": rankers,
-            "store": {"kind": self.store.name, "healthy": self.scoreboard.store_healthy},
+            "store": {
+                "kind": self.store.name,
+                "healthy": self.scoreboard.store_healthy,
+                "state": self.scoreboard.store_state,  # ok | slow | down
+                "last_sync_s": round(self.scoreboard.last_round_s, 3),
+            },
             "pools": pools,
             "dead_background_tasks": dead,
             "background_loops": self.supervisor.report(),
