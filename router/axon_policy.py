@@ -9,6 +9,7 @@ that changes between the two cannot reach an internal service).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -40,7 +41,18 @@ PRIVATE: tuple[tuple[str, Network], ...] = (
     ("private", ipaddress.ip_network("fc00::/7")),
 )
 
-REASONS = ("link_local", "multicast", "broadcast", "unspecified", "reserved", "loopback", "private")
+REASONS = (
+    "invalid",
+    "link_local",
+    "multicast",
+    "broadcast",
+    "unspecified",
+    "reserved",
+    "loopback",
+    "private",
+)
+
+HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*[A-Za-z0-9]?")
 
 AddrInfo = tuple[Any, Any, int, str, tuple[Any, ...]]
 
@@ -88,12 +100,13 @@ class AxonPolicy:
     def refusal(self, host: str) -> str | None:
         """Why `host` may not be dialled, or None.
 
-        A name (not an IP literal) passes here: the socket factory checks what it resolves to.
+        A host name passes here (the socket factory checks what it resolves to); anything
+        else that is not an IP address (`1.2.3.4@10.0.0.1`, a path) is `invalid`.
         """
         try:
             address = _unmapped(ipaddress.ip_address(host.strip("[]").split("%")[0]))
         except ValueError:
-            return None
+            return None if HOST_NAME.fullmatch(host) else "invalid"
         for reason, network in NEVER:
             if address.version == network.version and address in network:
                 return reason

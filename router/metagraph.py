@@ -56,7 +56,8 @@ class Neuron(BaseModel):
         """The miner's base URL, `http://{ip}:{port}`."""
         ip = self.axon.ip
         host = f"[{ip}]" if ":" in ip else ip
-        return f"{self.axon.protocol}://{host}:{self.axon.port}"
+        scheme = "https" if self.axon.protocol == "https" else "http"
+        return f"{scheme}://{host}:{self.axon.port}"
 
 
 class Metagraph(BaseModel):

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from router.axon_policy import AxonPolicy, AxonRefused, parse_networks
+from router.metagraph import Axon, Neuron
 
 PUBLIC_ONLY = AxonPolicy()
 LOOPBACK_ALLOWED = AxonPolicy.from_cidrs(["127.0.0.0/8"])
@@ -89,3 +90,17 @@ def test_the_socket_factory_refuses_before_a_socket_exists() -> None:
     with factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80))) as sock:
         assert sock.family == socket.AF_INET
     assert heard == [("169.254.169.254", "link_local"), ("127.0.0.1", None)]
+
+
+@pytest.mark.parametrize(
+    "host", ["1.2.3.4@10.0.0.1", "evil.example/#", "miner.example:80", "a" * 300, "-x.example"]
+)
+def test_an_axon_that_is_neither_address_nor_name_is_invalid(host: str) -> None:
+    assert EVERYTHING_ALLOWED.refusal(host) == "invalid"
+
+
+def test_an_axons_protocol_cannot_redirect_its_url() -> None:
+    neuron = Neuron(
+        uid=0, hotkey="h", axon=Axon(ip="8.8.8.8", port=80, protocol="http://10.0.0.1/#")
+    )
+    assert neuron.base_url == "http://8.8.8.8:80"
