@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.candidates import candidate_of
@@ -276,7 +276,23 @@ class Settler:
             replies = await gather_or_cancel(tasks)
             self.settle(plan, replies, await self.rank(plan, replies), winner)
 
-        task = asyncio.get_running_loop().create_task(finish())
+        self._in_background(finish())
+
+    def settle_abandoned(self, plan: Plan, tasks: Sequence[asyncio.Task[Reply]]) -> None:
+        """The client left: stop the miner calls still running (they owe nothing), and settle
+        in the background the replies that were already in."""
+        cancel_all(tasks)
+        finished = [t.result() for t in tasks if t.done() and not t.cancelled()]
+        if not finished:
+            return
+
+        async def finish() -> None:
+            self.settle(plan, finished, await self.rank(plan, finished), None)
+
+        self._in_background(finish())
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self.settling.add(task)
         task.add_done_callback(self._settled)
 

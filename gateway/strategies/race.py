@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.candidates import MAX_RANK_CHARS
 from gateway.errors import error_body
-from gateway.pipeline import Result, Settler, best_indexes, cancel_all, usable
+from gateway.pipeline import Result, Settler, best_indexes, usable
 from gateway.plan import Plan
 from gateway.replay import chunk_object, replay
 from gateway.responses import SSE_DONE, sse_event
@@ -58,8 +58,8 @@ class Race:
                     chosen.append(reply)
                     if len(chosen) == plan.n:
                         break
-        except asyncio.CancelledError:
-            cancel_all(tasks)
+        except asyncio.CancelledError:  # the client left: what was in still counts
+            self.settler.settle_abandoned(plan, tasks)
             raise
         if not chosen:
             return await best_of_the_rest(self.settler, plan, [t.result() for t in tasks], started)
@@ -153,8 +153,8 @@ class LiveRace:
                 if self._passes_so_far(uid, chunk):
                     self.first_text[uid] = time.perf_counter()
                     return uid, self.buffered[uid]
-        except BaseException:
-            cancel_all(self.tasks.values())
+        except BaseException:  # the client left: what was in still counts
+            self.settler.settle_abandoned(self.plan, list(self.tasks.values()))
             raise
         replies = [t.result() for t in self.tasks.values()]
         return await best_of_the_rest(self.settler, self.plan, replies, self.started)
@@ -196,7 +196,7 @@ class LiveRace:
             if reply is not None:
                 self.settler.settle_later(self.plan, tasks, reply)
             else:
-                cancel_all(tasks)
+                self.settler.settle_abandoned(self.plan, tasks)
 
     def headers(self, uid: int) -> dict[str, str]:
         """The `x-bitgate-*` headers once the winner is known (overhead: since its text came)."""

@@ -152,3 +152,34 @@ async def test_a_client_leaving_mid_stream_cancels_the_miner_streams() -> None:
     await events.aclose()
     await until(lambda: len(miners.cancelled) == 2)
     assert sorted(miners.cancelled) == [0, 1]
+
+
+async def test_a_client_leaving_mid_stream_still_settles_the_replies_already_in() -> None:
+    never = asyncio.Event()
+    miners = FakeMiners(
+        {
+            0: Script(["Par", "is"], hold=never),
+            1: Script(gate=never),
+            2: Script(status="error", pieces=()),  # fails at once, before 0 speaks
+        }
+    )
+    settled = settler()
+    stream = await live(miners, [0, 1, 2], settled)
+    await anext(stream.events)
+    await stream.events.aclose()
+    await until(lambda: len(miners.cancelled) == 2)
+    await drain(settled)
+    # The miner that had failed is counted; the two the gateway cut off owe nothing.
+    assert {uid: (s.requests, s.failures) for uid, s in stats(settled).items()} == {2: (1, 1)}
+
+
+async def test_a_client_leaving_a_race_still_settles_the_replies_already_in() -> None:
+    never = asyncio.Event()
+    miners = FakeMiners({0: Script(gate=never), 1: Script(status="invalid")})
+    settled = settler()
+    serving = asyncio.ensure_future(Race(miners, settled).serve(plan("race", [0, 1])))
+    await until(lambda: len(miners.waiting) == 1)
+    serving.cancel()
+    await asyncio.gather(serving, return_exceptions=True)
+    await drain(settled)
+    assert {uid: s.failures for uid, s in stats(settled).items()} == {1: 1}
