@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.candidates import candidate_of
 from gateway.errors import AllMinersFailed, DeadlinePassed

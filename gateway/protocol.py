@@ -240,10 +240,12 @@ class Health(TypedDict):
 
 
 class StoreHealth(TypedDict):
-    """The state store: which kind, and whether it answers."""
+    """The state store: which kind, whether it answers in time, and how its last sync went."""
 
     kind: str
     healthy: bool
+    state: Literal["ok", "slow", "down"]
+    last_sync_s: float
 
 
 class PoolSync(TypedDict):

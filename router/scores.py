@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Literal
 
 from typing_extensions import TypedDict
 
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 MAX_PENDING = 20_000
 # A sync round slower than this marks the store unhealthy (slow), though it answered.
 SLOW_ROUND_S = 1.0
+StoreState = Literal["ok", "slow", "down"]
 
 
 class LeaderboardRow(TypedDict):
@@ -86,7 +88,7 @@ class Scoreboard:
         self.clock = clock
         self.slow_round_s = slow_round_s
         self.store_healthy = True
-        self.store_state = "ok"  # ok | slow | down
+        self.store_state: StoreState = "ok"
         self.last_round_s = 0.0
         self._rounds = 0
         self._local: dict[str, dict[int, MinerStats]] = {}
@@ -177,7 +179,7 @@ class Scoreboard:
             logger.info("state store is back")
         self._mark("slow" if slow else "ok", started)
 
-    def _mark(self, state: str, started: float) -> None:
+    def _mark(self, state: StoreState, started: float) -> None:
         self.last_round_s = time.perf_counter() - started
         self.store_state = state
         self.store_healthy = state == "ok"
