@@ -80,7 +80,7 @@ def test_openapi_shows_every_response_shape(client: Any) -> None:
     assert block["candidates"]["items"]["$ref"].endswith("/CandidateBlock")
     status = schemas["CandidateBlock"]["properties"]["status"]
     assert {v for option in status["anyOf"] for v in option.get("enum", [option.get("const")])} == {
-        "ok", "timeout", "error", "invalid", "pending"
+        "ok", "timeout", "error", "invalid", "busy", "pending"
     }  # fmt: skip
     assert {"uid", "hotkey", "score", "weight", "p50_latency_ms"} <= set(
         schemas["LeaderboardRow"]["properties"]
