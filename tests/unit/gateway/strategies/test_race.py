@@ -154,11 +154,14 @@ async def test_a_client_leaving_mid_stream_cancels_the_miner_streams() -> None:
     assert sorted(miners.cancelled) == [0, 1]
 
 
+OPENING = "Paris is the capital of France, and has been for most of its history; "  # > 64 chars
+
+
 async def test_a_client_leaving_mid_stream_still_settles_the_replies_already_in() -> None:
     never = asyncio.Event()
     miners = FakeMiners(
         {
-            0: Script(["Par", "is"], hold=never),
+            0: Script([OPENING, "more"], hold=never),
             1: Script(gate=never),
             2: Script(status="error", pieces=()),  # fails at once, before 0 speaks
         }
