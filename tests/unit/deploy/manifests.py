@@ -24,9 +24,6 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 PROMETHEUS_RULE = K8S / "monitoring" / "prometheusrule.yaml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "bitgate.json"
 ENV_PREFIX = "BITGATE_"
-# Settings that branches not yet merged add (BITGATE_AXON_ALLOW: the axon
-# address policy). Empty this set once both are merged: every name must then be a field.
-PENDING_SETTINGS = {"BITGATE_AXON_ALLOW"}
 VARIABLE = re.compile(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}")
 RULE_HEADER = """\
 # deploy/prometheus/alerts.yml as a PrometheusRule: the same groups (a test fails when they

@@ -17,7 +17,6 @@ import yaml
 from gateway.cli import build_parser as gateway_parser
 from tests.unit.deploy.manifests import (
     DEPLOY,
-    PENDING_SETTINGS,
     MissingVariable,
     interpolate,
     settings_env_names,
@@ -110,7 +109,7 @@ def test_gateways_serve_the_sim_pools_metagraph_with_keys_required(
         assert (
             env["BITGATE_AUTH"] == "required" and env["BITGATE_API_KEYS"] == ENV["BITGATE_API_KEYS"]
         )
-        unknown = set(env) - settings_env_names() - PENDING_SETTINGS
+        unknown = set(env) - settings_env_names()
         assert not unknown, f"not Settings fields: {sorted(unknown)}"
         assert env["BITGATE_REDIS_URL"].startswith("redis://redis:6379")
         assert gateway["depends_on"]["sim"]["condition"] == "service_healthy"

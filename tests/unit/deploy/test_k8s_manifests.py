@@ -21,7 +21,7 @@ from gateway.cli import build_parser
 from gateway.config import Settings, load_pools_file
 from router.metagraph import parse_metagraph
 from tests.support import ROOT, dockerfile_instructions
-from tests.unit.deploy.manifests import K8S, PENDING_SETTINGS, settings_env_names
+from tests.unit.deploy.manifests import K8S, settings_env_names
 
 # The manifests the dev overlay deploys as they are (the base, the single Redis) and the
 # Prometheus Operator's component; overlays and the other stores are tested rendered.
@@ -91,7 +91,7 @@ def test_every_document_has_a_standard_kind_and_api_version() -> None:
 def test_env_vars_are_settings_fields() -> None:
     names = [env["name"] for env in gateway_container()["env"]]
     assert len(names) == len(set(names))
-    unknown = set(names) - settings_env_names() - PENDING_SETTINGS
+    unknown = set(names) - settings_env_names()
     assert not unknown, f"not Settings fields: {sorted(unknown)}"
 
 
