@@ -23,12 +23,19 @@ class GatewayError(Exception):
     code: str | None = None
 
     def __init__(
-        self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.headers = headers
+        if code is not None:
+            self.code = code
 
 
 class BadRequest(GatewayError):
@@ -69,6 +76,14 @@ class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+
+
+class BodyTimeout(GatewayError):
+    """408: the client did not send its whole body before the deadline."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class ClientClosed(GatewayError):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
+from gateway.bounds import InputLimits, check_input
 from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, bad_request_from
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,8 +37,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def read_request(request: Request, model: type[M], limit: int) -> tuple[dict[str, Any], M]:
-    """The body as the client sent it and validated as `model`, or an OpenAI 4xx error."""
+async def read_request(
+    request: Request, model: type[M], limit: int, bounds: InputLimits
+) -> tuple[dict[str, Any], M]:
+    """The body as the client sent it, bounded and validated as `model`, or an OpenAI 4xx."""
     body = await read_body(request, limit)
     try:
         raw = orjson.loads(body)
@@ -45,6 +48,7 @@ async def read_request(request: Request, model: type[M], limit: int) -> tuple[di
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(raw, dict):
         raise BadRequest("The request body must be a JSON object.")
+    check_input(body, raw, bounds)
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:

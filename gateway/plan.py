@@ -11,6 +11,7 @@ import orjson
 
 from gateway.config import PoolConfig
 from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
+from gateway.forwarding import allowed_fields
 from gateway.pools import Pool
 from gateway.protocol import BitgateOptions, SamplingFields, Strategy
 from ranking.base import Prompt, Ranker, bounded, message_text
@@ -67,15 +68,16 @@ def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
     )
 
 
-def miner_body(raw: dict[str, Any], config: PoolConfig, stream: bool) -> bytes:
-    """The body sent to miners: the client's, less the `bitgate` block, model per pool.
+def miner_body(kind: Kind, raw: dict[str, Any], config: PoolConfig, stream: bool) -> bytes:
+    """The body sent to miners: the client's fields the pool forwards, model per pool.
 
     `n` stays with the gateway (each miner gives one reply) unless the pool forwards it.
     """
-    dropped = {"bitgate"} if stream else {"bitgate", "stream_options"}
+    allowed = allowed_fields(kind, config.forward_fields)
+    dropped = set() if stream else {"stream_options"}
     if not config.forward_n:
         dropped.add("n")
-    forward = {k: v for k, v in raw.items() if k not in dropped}
+    forward = {k: v for k, v in raw.items() if k in allowed and k not in dropped}
     forward["stream"] = stream
     if config.miner_model:
         forward["model"] = config.miner_model
@@ -84,8 +86,14 @@ def miner_body(raw: dict[str, Any], config: PoolConfig, stream: bool) -> bytes:
     return orjson.dumps(forward)
 
 
-def _check_limits(options: BitgateOptions, config: PoolConfig) -> None:
-    """400 when a request asks for more fan-out or a longer deadline than its pool allows."""
+def _check_limits(options: BitgateOptions, config: PoolConfig, raw: dict[str, Any]) -> None:
+    """400 when a request asks for more tokens, fan-out or time than its pool allows."""
+    for name in ("max_tokens", "max_completion_tokens"):
+        asked = raw.get(name)
+        if isinstance(asked, int) and asked > config.max_tokens_limit:
+            raise BadRequest(
+                f"{name} may be at most {config.max_tokens_limit} in this pool.", param=name
+            )
     limits = (
         ("bitgate.top_k", options.top_k, config.max_top_k),
         ("bitgate.sample", options.sample, config.max_top_k),
@@ -151,7 +159,7 @@ class Planner:
         pool = self.pool(request.model)
         config = pool.config
         opts = request.bitgate or BitgateOptions()
-        _check_limits(opts, config)
+        _check_limits(opts, config, raw)
         _check_uids(opts, pool)
         n = request.n or 1
         if n > config.max_top_k:
@@ -194,7 +202,7 @@ class Planner:
             timeout_s=opts.timeout_s or config.timeout_s,
             candidates=candidates,
             prompt=prompt,
-            body=miner_body(raw, config, stream=live),
+            body=miner_body(kind, raw, config, stream=live),
             client_stream=client_stream,
             include_usage=isinstance(stream_options, dict)
             and bool(stream_options.get("include_usage")),

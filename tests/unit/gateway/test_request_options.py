@@ -99,8 +99,8 @@ def test_uids_stay_within_the_eligible_miners(sim_pool: Pools) -> None:
 
 def test_n_is_not_forwarded_to_miners_unless_the_pool_says_so() -> None:
     raw = {**CHAT, "n": 2, "bitgate": {"top_k": 3}}
-    assert "n" not in orjson.loads(miner_body(raw, PoolConfig(metagraph=Path("m")), False))
-    forwarded = miner_body(raw, PoolConfig(metagraph=Path("m"), forward_n=True), False)
+    assert "n" not in orjson.loads(miner_body("chat", raw, PoolConfig(metagraph=Path("m")), False))
+    forwarded = miner_body("chat", raw, PoolConfig(metagraph=Path("m"), forward_n=True), False)
     assert orjson.loads(forwarded)["n"] == 2
 
 

@@ -1,0 +1,130 @@
+"""Bounded client input: JSON depth, messages, prompt text, max_tokens, forwarded fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.bounds import InputLimits, check_input, json_depth
+from gateway.config import PoolConfig, Settings
+from gateway.errors import BadRequest
+from gateway.plan import miner_body
+from tests.support import profiles
+
+CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+
+
+def nested(levels: int) -> bytes:
+    """A JSON array `levels` deep (orjson itself cannot write one past 254)."""
+    return b"[" * levels + b"]" * levels
+
+
+def with_extra(levels: int) -> bytes:
+    """The chat request with an extra field nested `levels` deep."""
+    return orjson.dumps(CHAT)[:-1] + b',"metadata":' + nested(levels) + b"}"
+
+
+@pytest.mark.parametrize(
+    ("document", "depth"),
+    [
+        (b"1", 0),
+        (b'"[[[{{{"', 0),
+        (b"[]", 1),
+        (b'{"a": [1, {"b": "]]]"}]}', 3),
+        (b'{"a": "x\\"[[", "b": [[]]}', 3),
+        (nested(300), 300),
+    ],
+)
+def test_json_depth_counts_objects_and_arrays_not_brackets_in_strings(
+    document: bytes, depth: int
+) -> None:
+    assert json_depth(document) == depth
+
+
+def _check(raw: dict[str, Any], limits: InputLimits, body: bytes | None = None) -> BadRequest:
+    with pytest.raises(BadRequest) as caught:
+        check_input(body or orjson.dumps(raw), raw, limits)
+    return caught.value
+
+
+def test_check_input_names_the_limit_a_request_passes() -> None:
+    limits = InputLimits(max_depth=8, max_messages=2, max_prompt_chars=10)
+    deep = _check(orjson.loads(with_extra(20)), limits, with_extra(20))
+    many = _check({"model": "sim", "messages": [{"role": "user", "content": "a"}] * 3}, limits)
+    long = _check({"model": "sim", "prompt": "x" * 11}, limits)
+    parts = [{"type": "text", "text": "y" * 6}] * 2
+    long_parts = _check({"model": "sim", "messages": [{"role": "user", "content": parts}]}, limits)
+    assert (deep.code, deep.param) == ("json_too_deep", None)
+    assert (many.code, many.param) == ("too_many_messages", "messages")
+    assert (long.code, long.param) == ("prompt_too_long", "prompt")
+    assert (long_parts.code, long_parts.param) == ("prompt_too_long", "messages")
+    short = {"model": "sim", "messages": [{"role": "user", "content": "a"}] * 2}
+    check_input(orjson.dumps(short), short, limits)
+
+
+def test_only_allowed_fields_reach_the_miners() -> None:
+    raw = {
+        **CHAT,
+        "temperature": 0.5,
+        "tools": [],
+        "min_p": 0.1,
+        "bitgate": {"top_k": 2},
+        "internal_debug": {"x": 1},
+        "stream_options": {"include_usage": True},
+    }
+    default = orjson.loads(miner_body("chat", raw, PoolConfig(metagraph=Path("m")), False))
+    own_list = PoolConfig(metagraph=Path("m"), forward_fields=["temperature"])
+    narrowed = orjson.loads(miner_body("chat", raw, own_list, False))
+    assert set(default) == {"messages", "temperature", "tools", "min_p", "stream"}
+    assert set(narrowed) == {"messages", "temperature", "stream"}
+
+
+@pytest.fixture
+def pool_path(sim_pool: Callable[..., Any]) -> Path:
+    _, path = sim_pool(profiles("good", "good"))
+    return Path(path)
+
+
+@contextmanager
+def gateway(metagraph: Path, **settings: Any) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(metagraph=metagraph, **settings))) as client:
+        yield client
+
+
+def test_json_nested_hundreds_of_levels_is_a_400_not_a_500(pool_path: Path) -> None:
+    body = with_extra(400)
+    with gateway(pool_path) as client:
+        resp = client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+        after = client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "json_too_deep" and "64 levels" in error["message"]
+    assert after.status_code == 200
+
+
+def test_too_many_messages_and_too_much_text_are_400(pool_path: Path) -> None:
+    turns = [{"role": "user", "content": "hi"}] * 6
+    with gateway(pool_path, max_messages=5, max_prompt_chars=100) as client:
+        many = client.post("/v1/chat/completions", json={"model": "sim", "messages": turns})
+        long = client.post("/v1/completions", json={"model": "sim", "prompt": "x" * 101})
+    assert many.status_code == 400 and many.json()["error"]["param"] == "messages"
+    assert long.status_code == 400 and long.json()["error"]["param"] == "prompt"
+
+
+def test_max_tokens_over_the_pools_limit_is_400(pool_path: Path) -> None:
+    with gateway(pool_path, routing={"max_tokens_limit": 64}) as client:
+        over = client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 65})
+        newer = client.post("/v1/chat/completions", json={**CHAT, "max_completion_tokens": 100})
+        within = client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 64})
+    assert over.status_code == 400 and over.json()["error"]["param"] == "max_tokens"
+    assert newer.status_code == 400 and newer.json()["error"]["param"] == "max_completion_tokens"
+    assert within.status_code == 200
