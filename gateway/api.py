@@ -60,7 +60,10 @@ def _json(result: Result) -> JSONBytes:
 async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
     with state.observe() as seen:
         model = ChatCompletionRequest if kind == "chat" else CompletionRequest
-        raw, parsed = await read_request(request, model, state.settings.max_body_bytes)
+        settings = state.settings
+        raw, parsed = await read_request(
+            request, model, settings.max_body_bytes, settings.input_limits()
+        )
         if parsed.model in state.pools:
             seen.pool = parsed.model
         planner: Planner = state.planner

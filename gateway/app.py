@@ -12,6 +12,7 @@ import aiohttp
 from fastapi import FastAPI
 
 from gateway.access import AccessMiddleware, close_access, open_access
+from gateway.admission import Admission
 from gateway.api import router
 from gateway.config import ConfigError, Settings
 from gateway.errors import install_error_handlers
@@ -194,4 +195,5 @@ def create_app(
     app.include_router(pages)
     app.add_middleware(AccessMiddleware)
     setup_tracing(app, settings)
+    app.add_middleware(Admission, gateway=lambda: app.state.gateway)
     return app

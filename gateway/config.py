@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.bounds import InputLimits
 from gateway.protocol import Strategy
 from ranking.registry import DEFAULT_RANKER, RankerSpec
 from router.axon_policy import AxonPolicy, parse_networks
@@ -51,6 +52,10 @@ class RoutingDefaults(BaseModel):
     # Miners are asked for one completion each and a request's `n` picks the top n of them;
     # a pool whose miners should see `n` themselves says so (their first choice is ranked).
     forward_n: bool = False
+    # The most output a request may ask of a miner (`max_tokens`, `max_completion_tokens`).
+    max_tokens_limit: int = Field(default=16384, ge=1)
+    # The request fields forwarded to miners; unset: OpenAI's and vLLM's (gateway/forwarding.py).
+    forward_fields: list[str] | None = None
 
 
 class PoolConfig(RoutingDefaults):
@@ -150,13 +155,23 @@ class Settings(BaseSettings):
     # Private networks (CIDRs, comma-separated) whose miners may be dialled; public addresses
     # always may, link-local (cloud metadata), multicast and reserved ones never.
     axon_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # What a client may send (docs/reliability.md has the memory each implies).
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    max_json_depth: int = Field(default=64, ge=4, le=200)
+    max_messages: int = Field(default=1024, ge=1)
+    max_prompt_chars: int = Field(default=1_000_000, ge=1)
     # Per miner reply, on the wire. Read, a JSON reply holds about its size; a stream about
     # 4.5x (parsed chunks): 2 MiB ≈ 10k streamed tokens, ≈ 9 MiB held per streaming
     # candidate (python -m load.bench.reply_memory).
     max_reply_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_connections: int = Field(default=4096, ge=10)
     max_inflight: int = Field(default=2048, ge=1)
+    # uvicorn's limits (gateway/server.py); unset limit_concurrency: 1.5 × max_inflight + 64.
+    limit_concurrency: int | None = Field(default=None, ge=1)
+    backlog: int = Field(default=2048, ge=1)
+    keep_alive_s: int = Field(default=5, ge=1, le=300)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     ema_alpha: float = Field(default=0.1, gt=0, le=1)
     cooldown_after: int = Field(default=3, ge=1)
@@ -213,6 +228,10 @@ class Settings(BaseSettings):
             assert self.pools is not None
             self._pools_read = load_pools_file(self.pools)
         return self._pools_read
+
+    def input_limits(self) -> InputLimits:
+        """The bounds on a client's JSON, messages and prompt text."""
+        return InputLimits(self.max_json_depth, self.max_messages, self.max_prompt_chars)
 
     def ranker_specs(self) -> dict[str, RankerSpec]:
         """Ranker definitions: `BITGATE_RANKERS`, then the pools file's `rankers:`."""

@@ -91,6 +91,7 @@ def serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.auth import check_exposure
     from gateway.request_log import install_request_log
+    from gateway.server import uvicorn_options
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -104,13 +105,5 @@ def serve(args: argparse.Namespace) -> int:
         print(f"bitgate: {exc}", file=sys.stderr)
         return 2
     install_request_log(args.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=args.log_level,
-    )
+    uvicorn.run(create_app(settings), **uvicorn_options(settings), log_level=args.log_level)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,22 +52,36 @@ class GatewayState:
 
     inflight: int = 0
 
-    @contextmanager
-    def observe(self) -> Iterator[Observation]:
-        """Count one API request by pool, strategy and status, time it, and hold a slot.
+    def busy(self) -> int:
+        """Requests in flight plus finished races whose other miners are still answering."""
+        return self.inflight + len(self.settler.settling)
 
-        The handler fills in the pool and strategy once it knows them; a request refused
-        before that counts under pool `unknown`. Past `max_inflight` requests, 429.
-        """
-        seen = Observation()
-        if self.inflight >= self.settings.max_inflight:
-            seen.status = 429
-            self._count(seen)
+    def admit(self) -> None:
+        """Take an in-flight slot, or 429 when requests and background races fill them."""
+        busy = self.busy()
+        if busy >= self.settings.max_inflight:
             raise RateLimited(
-                f"The gateway is serving {self.inflight} requests, its limit; retry shortly.",
+                f"The gateway is serving {busy} requests, its limit; retry shortly.",
                 headers={"Retry-After": "1"},
             )
         self.inflight += 1
+
+    def release(self) -> None:
+        """Give back the slot `admit` took."""
+        self.inflight -= 1
+
+    def count_refusal(self, status: int) -> None:
+        """Count a request refused before a route saw it (429, 408, 413)."""
+        self._count(Observation(status=status))
+
+    @contextmanager
+    def observe(self) -> Iterator[Observation]:
+        """Count one API request by pool, strategy and status, and time it.
+
+        The handler fills in the pool and strategy once it knows them; a request refused
+        before that counts under pool `unknown`. Slots are taken by `gateway.admission`.
+        """
+        seen = Observation()
         try:
             yield seen
         except GatewayError as exc:
@@ -76,7 +91,6 @@ class GatewayState:
             seen.status = 500
             raise
         finally:
-            self.inflight -= 1
             self._count(seen)
 
     def _count(self, seen: Observation) -> None:
@@ -84,6 +98,15 @@ class GatewayState:
         if seen.status == 200:
             elapsed = time.perf_counter() - seen.started
             self.metrics.request_latency.labels(seen.pool, seen.strategy).observe(elapsed)
+
+    def load(self) -> dict[str, int]:
+        """What the gateway holds now: requests, background races, asyncio tasks."""
+        return {
+            "inflight": self.inflight,
+            "settling": len(self.settler.settling),
+            "max_inflight": self.settings.max_inflight,
+            "asyncio_tasks": len(asyncio.all_tasks()),
+        }
 
     def readiness(self) -> dict[str, Any]:
         """Whether the gateway can serve, and what is degraded."""
@@ -112,5 +135,6 @@ class GatewayState:
             },
             "pools": pools,
             "dead_background_tasks": dead,
+            "load": self.load(),
             "background_loops": self.supervisor.report(),
         }
