@@ -1,12 +1,13 @@
-"""Bounds on what a client may send: JSON depth, messages, and the text of a prompt.
+"""Bounds on what a client may send: JSON depth and size, messages, and prompt text.
 
-Checked on the parsed body before validation, so a hostile body costs one walk over what
-orjson already built and never reaches pydantic, the rankers or the miners.
+The shape of the JSON (how deep it nests, how many values it holds) is read from the bytes
+before they are parsed: a body of millions of tiny elements would grow ~20x as Python
+objects, so it is refused first. Message count and text are checked on the parsed body,
+before validation, so a hostile body never reaches pydantic, the rankers or the miners.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,30 +16,87 @@ import numpy as np
 from gateway.errors import BadRequest
 from ranking.base import message_text
 
-JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT = b"[]{}"
+OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT, QUOTE, BACKSLASH, COMMA = b'[]{}"\\,'
+SCAN_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class InputLimits:
-    """The most a request may nest, count and say."""
+    """The most a request may nest, hold, count and say."""
 
     max_depth: int = 64
+    max_values: int = 100_000
     max_messages: int = 1024
     max_prompt_chars: int = 1_000_000
 
 
-def json_depth(body: bytes) -> int:
-    """How deep a valid JSON document nests objects and arrays (0 for a scalar).
+@dataclass(slots=True)
+class JsonShape:
+    """How deep a JSON document nests and about how many values it holds."""
 
-    Strings are blanked out first, so brackets inside them do not count; the rest is one
-    vectorised pass, ~10 ms a MiB whatever the shape of the document.
+    depth: int = 0
+    values: int = 0
+    # Carried from one chunk to the next.
+    level: int = 0
+    in_string: bool = False
+    backslashes: int = 0
+
+    def scan(self, code: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+        """Read one chunk of the document."""
+        quotes = code == QUOTE
+        if self.backslashes or BACKSLASH in code:
+            # A quote after an odd run of backslashes is escaped (they only occur in strings).
+            index = np.arange(code.size, dtype=np.int32)
+            carried = -1 - self.backslashes  # where the byte before the carried run was
+            last_plain = np.maximum.accumulate(np.where(code == BACKSLASH, carried, index))
+            run = index - np.concatenate(([carried], last_plain[:-1])) - 1
+            quotes &= run % 2 == 0
+            self.backslashes = int(code.size - 1 - last_plain[-1])
+        else:
+            self.backslashes = 0
+        inside = (np.cumsum(quotes, dtype=np.int32) % 2).astype(bool) ^ self.in_string
+        opens = (code == OPEN_ARRAY) | (code == OPEN_OBJECT)
+        closes = (code == CLOSE_ARRAY) | (code == CLOSE_OBJECT)
+        outside = ~inside
+        opens &= outside
+        closes &= outside
+        step = opens.astype(np.int8) - closes.astype(np.int8)
+        levels = self.level + np.cumsum(step, dtype=np.int32)
+        self.depth = max(self.depth, int(levels.max(initial=0)))
+        self.level = int(levels[-1])
+        self.in_string = bool(inside[-1])
+        self.values += int(np.count_nonzero(opens)) + int(
+            np.count_nonzero((code == COMMA) & outside)
+        )
+
+
+def json_shape(body: bytes) -> JsonShape:
+    """How deep `body` nests objects and arrays, and its containers plus commas.
+
+    Brackets and commas inside strings do not count. Vectorised over chunks of the body:
+    a few MiB of scratch memory, whatever the shape of the document. Meant for valid JSON;
+    on invalid JSON the figures are wrong, and the parser refuses the body anyway.
     """
-    code = np.frombuffer(JSON_STRING.sub(b"0", body), dtype=np.uint8)
-    opens = ((code == OPEN_ARRAY) | (code == OPEN_OBJECT)).astype(np.int16)
-    closes = ((code == CLOSE_ARRAY) | (code == CLOSE_OBJECT)).astype(np.int16)
-    # orjson refuses documents over 1024 levels, so int16 cannot overflow.
-    return int(np.cumsum(opens - closes, dtype=np.int16).max(initial=0))
+    shape = JsonShape()
+    for start in range(0, len(body), SCAN_CHUNK):
+        count = min(SCAN_CHUNK, len(body) - start)
+        shape.scan(np.frombuffer(body, dtype=np.uint8, count=count, offset=start))
+    return shape
+
+
+def check_shape(body: bytes, limits: InputLimits) -> None:
+    """400 when the body nests deeper or holds more values than `limits` (before parsing)."""
+    shape = json_shape(body)
+    if shape.depth > limits.max_depth:
+        raise BadRequest(
+            f"The request body nests JSON more than {limits.max_depth} levels deep.",
+            code="json_too_deep",
+        )
+    if shape.values > limits.max_values:
+        raise BadRequest(
+            f"The request body holds more than {limits.max_values} JSON values.",
+            code="json_too_large",
+        )
 
 
 def prompt_chars(raw: dict[str, Any]) -> int:
@@ -54,13 +112,8 @@ def prompt_chars(raw: dict[str, Any]) -> int:
     return sum(len(message_text(m.get("content"))) for m in messages if isinstance(m, dict))
 
 
-def check_input(body: bytes, raw: dict[str, Any], limits: InputLimits) -> None:
-    """400 naming the problem when a request nests, counts or says more than `limits`."""
-    if json_depth(body) > limits.max_depth:
-        raise BadRequest(
-            f"The request body nests JSON more than {limits.max_depth} levels deep.",
-            code="json_too_deep",
-        )
+def check_request(raw: dict[str, Any], limits: InputLimits) -> None:
+    """400 naming the field when a parsed request has too many messages or too much text."""
     messages = raw.get("messages")
     if isinstance(messages, list) and len(messages) > limits.max_messages:
         raise BadRequest(

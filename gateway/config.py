@@ -159,6 +159,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     body_timeout_s: float = Field(default=15.0, gt=0, le=600)
     max_json_depth: int = Field(default=64, ge=4, le=200)
+    max_json_values: int = Field(default=100_000, ge=100)
     max_messages: int = Field(default=1024, ge=1)
     max_prompt_chars: int = Field(default=1_000_000, ge=1)
     # Per miner reply, on the wire. Read, a JSON reply holds about its size; a stream about
@@ -231,7 +232,9 @@ class Settings(BaseSettings):
 
     def input_limits(self) -> InputLimits:
         """The bounds on a client's JSON, messages and prompt text."""
-        return InputLimits(self.max_json_depth, self.max_messages, self.max_prompt_chars)
+        return InputLimits(
+            self.max_json_depth, self.max_json_values, self.max_messages, self.max_prompt_chars
+        )
 
     def ranker_specs(self) -> dict[str, RankerSpec]:
         """Ranker definitions: `BITGATE_RANKERS`, then the pools file's `rankers:`."""

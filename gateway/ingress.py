@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway.bounds import InputLimits, check_input
+from gateway.bounds import InputLimits, check_request, check_shape
 from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, bad_request_from
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,13 +42,14 @@ async def read_request(
 ) -> tuple[dict[str, Any], M]:
     """The body as the client sent it, bounded and validated as `model`, or an OpenAI 4xx."""
     body = await read_body(request, limit)
+    check_shape(body, bounds)
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(raw, dict):
         raise BadRequest("The request body must be a JSON object.")
-    check_input(body, raw, bounds)
+    check_request(raw, bounds)
     try:
         parsed = model.model_validate(raw)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.bounds import InputLimits, check_input, json_depth
+from gateway.bounds import InputLimits, check_request, check_shape, json_shape
 from gateway.config import PoolConfig, Settings
 from gateway.errors import BadRequest
 from gateway.plan import miner_body
@@ -45,28 +45,36 @@ def with_extra(levels: int) -> bytes:
 def test_json_depth_counts_objects_and_arrays_not_brackets_in_strings(
     document: bytes, depth: int
 ) -> None:
-    assert json_depth(document) == depth
+    assert json_shape(document).depth == depth
+
+
+def test_json_values_count_containers_and_commas_outside_strings() -> None:
+    assert json_shape(b'{"a": [1, 2, 3], "b": ",,,[{"}').values == 5
 
 
 def _check(raw: dict[str, Any], limits: InputLimits, body: bytes | None = None) -> BadRequest:
     with pytest.raises(BadRequest) as caught:
-        check_input(body or orjson.dumps(raw), raw, limits)
+        check_shape(body or orjson.dumps(raw), limits)
+        check_request(raw, limits)
     return caught.value
 
 
 def test_check_input_names_the_limit_a_request_passes() -> None:
-    limits = InputLimits(max_depth=8, max_messages=2, max_prompt_chars=10)
+    limits = InputLimits(max_depth=8, max_values=50, max_messages=2, max_prompt_chars=10)
     deep = _check(orjson.loads(with_extra(20)), limits, with_extra(20))
+    wide = _check({**CHAT, "metadata": [0] * 60}, limits)
     many = _check({"model": "sim", "messages": [{"role": "user", "content": "a"}] * 3}, limits)
     long = _check({"model": "sim", "prompt": "x" * 11}, limits)
     parts = [{"type": "text", "text": "y" * 6}] * 2
     long_parts = _check({"model": "sim", "messages": [{"role": "user", "content": parts}]}, limits)
     assert (deep.code, deep.param) == ("json_too_deep", None)
+    assert (wide.code, wide.param) == ("json_too_large", None)
     assert (many.code, many.param) == ("too_many_messages", "messages")
     assert (long.code, long.param) == ("prompt_too_long", "prompt")
     assert (long_parts.code, long_parts.param) == ("prompt_too_long", "messages")
     short = {"model": "sim", "messages": [{"role": "user", "content": "a"}] * 2}
-    check_input(orjson.dumps(short), short, limits)
+    check_shape(orjson.dumps(short), limits)
+    check_request(short, limits)
 
 
 def test_only_allowed_fields_reach_the_miners() -> None:
@@ -109,6 +117,18 @@ def test_json_nested_hundreds_of_levels_is_a_400_not_a_500(pool_path: Path) -> N
     error = resp.json()["error"]
     assert error["code"] == "json_too_deep" and "64 levels" in error["message"]
     assert after.status_code == 200
+
+
+def test_a_body_of_a_million_tiny_elements_is_refused_before_it_is_parsed(
+    pool_path: Path,
+) -> None:
+    body = orjson.dumps(CHAT)[:-1] + b',"metadata":[' + b",".join([b"{}"] * 500_000) + b"]}"
+    with gateway(pool_path) as client:
+        resp = client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "json_too_large"
 
 
 def test_too_many_messages_and_too_much_text_are_400(pool_path: Path) -> None:
