@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit browser demo screenshots bench redis-server promtool chromium clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium clean
 
 install: $(STAMP)
 
@@ -61,6 +61,10 @@ screenshots: install chromium
 
 bench: install
 	$(PY) -m load.bench.gateway --out load/BENCHMARKS.md
+
+# 30 minutes of mixed traffic at half the measured capacity; fails if anything grew past 10%.
+soak: install
+	nice $(PY) -m load.soak --duration-s 1800 --warmup-s 180 --out load/soak/report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
