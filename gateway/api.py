@@ -74,7 +74,7 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 408, 413, 429, 502, 503, 504)
 }
 # Routes return orjson-rendered responses; `responses` only tells the OpenAPI document their shape.
 COMPLETION: dict[int | str, dict[str, Any]] = {

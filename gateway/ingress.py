@@ -41,7 +41,11 @@ async def read_request(
     request: Request, model: type[M], limit: int, bounds: InputLimits
 ) -> tuple[dict[str, Any], M]:
     """The body as the client sent it, bounded and validated as `model`, or an OpenAI 4xx."""
-    body = await read_body(request, limit)
+    return parse_request(await read_body(request, limit), model, bounds)
+
+
+def parse_request(body: bytes, model: type[M], bounds: InputLimits) -> tuple[dict[str, Any], M]:
+    """A body checked against `bounds`, parsed, and validated as `model`; or a 400."""
     check_shape(body, bounds)
     try:
         raw = orjson.loads(body)
