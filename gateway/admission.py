@@ -2,8 +2,9 @@
 
 An ASGI middleware rather than code in the route, because only here does a request end
 when its response ends: a streamed reply holds its slot until its last chunk is sent. The
-body is read here too, whole, under a size cap and a deadline, before any route runs: a
-client that uploads slowly holds its slot for `body_timeout_s` at most, then gets a 408.
+body is read here too, whole, under a size cap and a deadline, and its JSON shape checked
+as it comes, before any route or middleware parses it: a client that uploads slowly holds
+its slot for `body_timeout_s` at most, then gets a 408.
 """
 
 from __future__ import annotations
@@ -15,19 +16,24 @@ from collections.abc import Callable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.bounds import InputLimits, JsonShape, check_shape
 from gateway.errors import BodyTimeout, BodyTooLarge, GatewayError, RateLimited, error_response
 from gateway.state import GatewayState
 
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 
-async def read_ahead(receive: Receive, headers: Headers, limit: int, timeout_s: float) -> Receive:
-    """Read the whole body (413 past `limit` bytes, 408 past `timeout_s`); a `receive` of it."""
+async def read_ahead(
+    receive: Receive, headers: Headers, limit: int, timeout_s: float, bounds: InputLimits
+) -> Receive:
+    """Read the whole body and a `receive` of it: 413 past `limit` bytes, 408 past
+    `timeout_s`, 400 when its JSON nests too deep or holds too many values."""
     declared = headers.get("content-length")
     too_large = BodyTooLarge(f"The request body is over the limit of {limit} bytes.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     messages: deque[Message] = deque()
+    shape = JsonShape()
     size = 0
     try:
         async with asyncio.timeout(timeout_s):
@@ -36,15 +42,18 @@ async def read_ahead(receive: Receive, headers: Headers, limit: int, timeout_s: 
                 messages.append(message)
                 if message["type"] != "http.request":
                     break  # the client left: the route sees it and answers 499
-                size += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                size += len(chunk)
                 if size > limit:
                     raise too_large
+                shape.feed(chunk)
                 if not message.get("more_body", False):
                     break
     except TimeoutError:
         raise BodyTimeout(
             f"The request body did not arrive within {timeout_s:g} s; send it at once."
         ) from None
+    check_shape(shape, bounds)
 
     async def replay() -> Message:
         return messages.popleft() if messages else await receive()
@@ -74,7 +83,11 @@ class Admission:
         try:
             try:
                 body = await read_ahead(
-                    receive, Headers(scope=scope), settings.max_body_bytes, settings.body_timeout_s
+                    receive,
+                    Headers(scope=scope),
+                    settings.max_body_bytes,
+                    settings.body_timeout_s,
+                    settings.input_limits(),
                 )
             except GatewayError as exc:
                 await self._refuse(state, exc, scope, receive, send)

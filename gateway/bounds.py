@@ -1,9 +1,10 @@
 """Bounds on what a client may send: JSON depth and size, messages, and prompt text.
 
 The shape of the JSON (how deep it nests, how many values it holds) is read from the bytes
-before they are parsed: a body of millions of tiny elements would grow ~20x as Python
-objects, so it is refused first. Message count and text are checked on the parsed body,
-before validation, so a hostile body never reaches pydantic, the rankers or the miners.
+as they arrive (gateway.admission), before anything parses them: a body of millions of
+tiny elements would grow ~20x as Python objects, so it is refused first. Message count
+and text are checked on the parsed body, before validation, so a hostile body never
+reaches pydantic, the rankers or the miners.
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ class JsonShape:
     in_string: bool = False
     backslashes: int = 0
 
-    def scan(self, code: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
-        """Read one chunk of the document."""
+    def feed(self, data: bytes) -> JsonShape:
+        """Read the next bytes of the document, in whatever pieces they come."""
+        for start in range(0, len(data), SCAN_CHUNK):
+            count = min(SCAN_CHUNK, len(data) - start)
+            self._scan(np.frombuffer(data, dtype=np.uint8, count=count, offset=start))
+        return self
+
+    def _scan(self, code: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
         quotes = code == QUOTE
         if self.backslashes or BACKSLASH in code:
             # A quote after an odd run of backslashes is escaped (they only occur in strings).
@@ -77,16 +84,11 @@ def json_shape(body: bytes) -> JsonShape:
     a few MiB of scratch memory, whatever the shape of the document. Meant for valid JSON;
     on invalid JSON the figures are wrong, and the parser refuses the body anyway.
     """
-    shape = JsonShape()
-    for start in range(0, len(body), SCAN_CHUNK):
-        count = min(SCAN_CHUNK, len(body) - start)
-        shape.scan(np.frombuffer(body, dtype=np.uint8, count=count, offset=start))
-    return shape
+    return JsonShape().feed(body)
 
 
-def check_shape(body: bytes, limits: InputLimits) -> None:
+def check_shape(shape: JsonShape, limits: InputLimits) -> None:
     """400 when the body nests deeper or holds more values than `limits` (before parsing)."""
-    shape = json_shape(body)
     if shape.depth > limits.max_depth:
         raise BadRequest(
             f"The request body nests JSON more than {limits.max_depth} levels deep.",

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway.bounds import InputLimits, check_request, check_shape
+from gateway.bounds import InputLimits, check_request
 from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, bad_request_from
 
 M = TypeVar("M", bound=BaseModel)
@@ -45,8 +45,10 @@ async def read_request(
 
 
 def parse_request(body: bytes, model: type[M], bounds: InputLimits) -> tuple[dict[str, Any], M]:
-    """A body checked against `bounds`, parsed, and validated as `model`; or a 400."""
-    check_shape(body, bounds)
+    """A body parsed, checked against `bounds` and validated as `model`; or a 400.
+
+    The body's JSON shape was checked as it arrived (gateway.admission).
+    """
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -54,7 +54,7 @@ def test_json_values_count_containers_and_commas_outside_strings() -> None:
 
 def _check(raw: dict[str, Any], limits: InputLimits, body: bytes | None = None) -> BadRequest:
     with pytest.raises(BadRequest) as caught:
-        check_shape(body or orjson.dumps(raw), limits)
+        check_shape(json_shape(body or orjson.dumps(raw)), limits)
         check_request(raw, limits)
     return caught.value
 
@@ -73,7 +73,7 @@ def test_check_input_names_the_limit_a_request_passes() -> None:
     assert (long.code, long.param) == ("prompt_too_long", "prompt")
     assert (long_parts.code, long_parts.param) == ("prompt_too_long", "messages")
     short = {"model": "sim", "messages": [{"role": "user", "content": "a"}] * 2}
-    check_shape(orjson.dumps(short), limits)
+    check_shape(json_shape(orjson.dumps(short)), limits)
     check_request(short, limits)
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import gateway.bounds as bounds
-from gateway.bounds import InputLimits, json_shape
+from gateway.bounds import InputLimits, check_shape, json_shape
 from gateway.config import PoolConfig
 from gateway.errors import BadRequest
 from gateway.ingress import parse_request
@@ -82,6 +82,7 @@ def test_json_depth_matches_the_parsed_document_however_the_bytes_are_chunked(
 @given(st.binary(max_size=300))
 def test_any_bytes_are_a_request_or_a_400(body: bytes) -> None:
     try:
+        check_shape(json_shape(body), LIMITS)
         parse_request(body, ChatCompletionRequest, LIMITS)
     except BadRequest as exc:
         assert exc.status == 400 and exc.message
@@ -115,7 +116,9 @@ def test_whatever_validates_can_be_ranked_and_forwarded(
     kind, body = kind_body
     model = ChatCompletionRequest if kind == "chat" else CompletionRequest
     try:
-        raw, _ = parse_request(json.dumps(body).encode(), model, LIMITS)
+        document = json.dumps(body).encode()
+        check_shape(json_shape(document), LIMITS)
+        raw, _ = parse_request(document, model, LIMITS)
     except BadRequest as exc:
         assert exc.status == 400
         return
