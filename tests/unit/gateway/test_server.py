@@ -1,11 +1,20 @@
-"""uvicorn's limits come from the settings."""
+"""uvicorn's limits come from the settings, and the head cap holds under httptools too."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
 
 from gateway.config import Settings
-from gateway.server import uvicorn_options
+from gateway.server import BoundedHttpTools, uvicorn_options
+from tests.support import eventually, free_port
 
 
 def test_uvicorn_limits_sit_above_the_in_flight_limit() -> None:
@@ -27,3 +36,68 @@ def test_each_uvicorn_limit_can_be_set() -> None:
     options = uvicorn_options(settings)
     assert (options["limit_concurrency"], options["backlog"]) == (50, 64)
     assert (options["timeout_keep_alive"], options["h11_max_incomplete_event_size"]) == (2, 8192)
+
+
+async def _echo_size(scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI app that answers with the size of the body it read."""
+    if scope["type"] != "http":
+        return
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(size).encode()})
+
+
+@pytest.fixture
+def capped_server() -> Iterator[int]:
+    """uvicorn with the gateway's httptools protocol and an 8 KiB head cap, on loopback."""
+    port = free_port()
+    config = uvicorn.Config(
+        _echo_size,
+        host="127.0.0.1",
+        port=port,
+        http=BoundedHttpTools,
+        h11_max_incomplete_event_size=8192,
+        log_level="error",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert eventually(lambda: server.started, True)
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def _exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        with contextlib.suppress(OSError):  # the server may close while a long head is sent
+            sock.sendall(request)
+        sock.settimeout(10)
+        answer = b""
+        for _ in range(100):
+            part = sock.recv(65536)
+            if not part:
+                break
+            answer += part
+        return answer
+
+
+def test_headers_over_the_cap_get_431_not_an_endless_buffer(capped_server: int) -> None:
+    # 20 KB: over the cap, and small enough to be read whole before the server closes (a
+    # close with unread bytes would reset the connection and lose the answer).
+    padding = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(20))
+    answer = _exchange(capped_server, b"GET / HTTP/1.1\r\nHost: x\r\n" + padding + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert b"headers_too_large" in answer
+
+
+def test_a_body_bigger_than_the_head_cap_is_still_read(capped_server: int) -> None:
+    body = b"x" * 200_000
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    answer = _exchange(capped_server, head + b"Content-Length: 200000\r\n\r\n" + body)
+    assert answer.startswith(b"HTTP/1.1 200") and b"\r\n200000\r\n" in answer
