@@ -101,3 +101,25 @@ def test_a_body_bigger_than_the_head_cap_is_still_read(capped_server: int) -> No
     head = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     answer = _exchange(capped_server, head + b"Content-Length: 200000\r\n\r\n" + body)
     assert answer.startswith(b"HTTP/1.1 200") and b"\r\n200000\r\n" in answer
+
+
+def test_a_whole_request_in_one_read_is_not_taken_for_a_head(capped_server: int) -> None:
+    body = b"y" * 100_000
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", capped_server)) as sock:
+        sock.sendall(head + body + head + body)  # two requests on one connection
+        sock.settimeout(10)
+        answer = b""
+        for _ in range(100):
+            if answer.count(b"\r\n100000\r\n") == 2:
+                break
+            part = sock.recv(65536)
+            if not part:
+                break
+            answer += part
+    assert answer.count(b"HTTP/1.1 200") == 2, answer[:300]
+
+
+def test_one_endless_header_gets_431(capped_server: int) -> None:
+    answer = _exchange(capped_server, b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: " + b"a" * 20_000)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
