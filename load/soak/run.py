@@ -18,6 +18,7 @@ from load.soak.watch import idle_check, process_sample, verdict
 
 CLIENT_MAX_INFLIGHT = 512
 DRAIN_S = 30.0
+IDLE_SETTLE_S = 6.0
 PROBE_CONCURRENCY = 48
 
 
@@ -64,6 +65,7 @@ class Soak:
 
     traffic: Traffic
     pid: int
+    port: int
     interval_s: float
     started: float = field(default_factory=time.monotonic)
     phase: str = "probe"
@@ -87,7 +89,7 @@ class Soak:
         row: dict[str, Any] = {
             "t_s": round(time.monotonic() - self.started, 1),
             "phase": self.phase,
-            **process_sample(self.pid),
+            **process_sample(self.pid, self.port),
             "tasks": load.get("asyncio_tasks", 0),
             "inflight": load.get("inflight", 0),
             "settling": load.get("settling", 0),
@@ -152,9 +154,10 @@ class Soak:
             if load.get("inflight") == 0 and load.get("settling") == 0:
                 break
             await asyncio.sleep(0.5)
-        await asyncio.sleep(1.0)  # connections the clients closed reach the gateway
+        # Past uvicorn's keep-alive (5 s) every client connection is closed.
+        await asyncio.sleep(IDLE_SETTLE_S)
         load = await self.gateway_load()
-        return {**process_sample(self.pid), "tasks": load.get("asyncio_tasks", 0)}
+        return {**process_sample(self.pid, self.port), "tasks": load.get("asyncio_tasks", 0)}
 
 
 async def soak(
@@ -173,7 +176,9 @@ async def soak(
     rng = random.Random(seed)
     connector = aiohttp.TCPConnector(limit=CLIENT_MAX_INFLIGHT + PROBE_CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector) as session:
-        run = Soak(Traffic(session, url, model, rng=random.Random(seed + 1)), pid, interval_s)
+        traffic = Traffic(session, url, model, rng=random.Random(seed + 1))
+        port = int(url.rsplit(":", 1)[1])
+        run = Soak(traffic, pid, port, interval_s)
         sampler = asyncio.get_running_loop().create_task(run.sampler())
         try:
             capacity = rate * 2 if rate else 0.0
