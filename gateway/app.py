@@ -17,7 +17,6 @@ from gateway.api import router
 from gateway.config import ConfigError, Settings
 from gateway.errors import install_error_handlers
 from gateway.metrics import Metrics
-from gateway.openapi import describe_request_bodies
 from gateway.pages import router as pages
 from gateway.pipeline import Settler
 from gateway.plan import Planner
@@ -194,7 +193,6 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(pages)
-    describe_request_bodies(app)
     app.add_middleware(AccessMiddleware)
     setup_tracing(app, settings)
     app.add_middleware(Admission, gateway=lambda: app.state.gateway)

@@ -25,7 +25,7 @@ SCAN_CHUNK = 256 * 1024
 class InputLimits:
     """The most a request may nest, hold, count and say."""
 
-    max_depth: int = 64
+    max_depth: int = 128
     max_values: int = 100_000
     max_messages: int = 1024
     max_prompt_chars: int = 1_000_000

@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     # What a client may send (docs/reliability.md has the memory each implies).
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     body_timeout_s: float = Field(default=15.0, gt=0, le=600)
-    max_json_depth: int = Field(default=64, ge=4, le=200)
+    # Below orjson's own limit of 254 levels, past which it cannot write a body for the miners.
+    max_json_depth: int = Field(default=128, ge=4, le=250)
     max_json_values: int = Field(default=100_000, ge=100)
     max_messages: int = Field(default=1024, ge=1)
     max_prompt_chars: int = Field(default=1_000_000, ge=1)

@@ -277,6 +277,16 @@ class LoopReport(TypedDict):
     last_error: str | None
 
 
+class GatewayLoad(TypedDict):
+    """What the gateway holds: requests in flight (a stream to its last byte), finished races
+    whose other miners are still answering (both count against `max_inflight`), asyncio tasks."""
+
+    inflight: int
+    settling: int
+    max_inflight: int
+    asyncio_tasks: int
+
+
 class Readiness(TypedDict):
     """`GET /readyz`: 200 when every pool has miners and every background loop runs, else 503."""
 
@@ -284,4 +294,5 @@ class Readiness(TypedDict):
     store: StoreHealth
     pools: dict[str, PoolReadiness]
     dead_background_tasks: list[str]
+    load: GatewayLoad
     background_loops: dict[str, LoopReport]

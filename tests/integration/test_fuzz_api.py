@@ -62,7 +62,7 @@ def test_the_fuzzed_document_is_the_one_the_gateway_serves(gateway_url: str) -> 
     served = httpx.get(gateway_url + "/openapi.json", timeout=10).json()
     assert served == OPENAPI
     body = served["paths"]["/v1/chat/completions"]["post"]["requestBody"]
-    assert body["content"]["application/json"]["schema"]["$ref"].endswith("ChatCompletionRequest")
+    assert "messages" in body["content"]["application/json"]["schema"]["properties"]
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), CASES)

@@ -115,7 +115,7 @@ def test_json_nested_hundreds_of_levels_is_a_400_not_a_500(pool_path: Path) -> N
         after = client.post("/v1/chat/completions", json=CHAT)
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
-    assert error["code"] == "json_too_deep" and "64 levels" in error["message"]
+    assert error["code"] == "json_too_deep" and "128 levels" in error["message"]
     assert after.status_code == 200
 
 
