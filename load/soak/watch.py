@@ -173,7 +173,10 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
         ax.set_ylim(bottom=0)
     for ax in axes[1]:
         ax.set_xlabel("minutes (dashed: end of warm-up)")
-    verdict_text = "held" if report["passed"] else "GREW"
+    grew = [n for n, g in report["under_load"].get("growth", {}).items() if not g["ok"]]
+    grew += [n for n, g in report["idle"]["growth"].items() if not g["ok"]]
+    unexpected = report["totals"].get("unexpected", 0)
+    verdict_text = "held" if report["passed"] else f"FAILED: grew {grew}, {unexpected} unexpected"
     fig.suptitle(
         f"bitgate soak: {report['duration_s'] / 60:.0f} min at {report['rate_rps']:.1f} req/s "
         f"(half of {report['capacity_rps']:.1f}); {verdict_text}",
