@@ -173,7 +173,8 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
         ax.set_ylim(bottom=0)
     for ax in axes[1]:
         ax.set_xlabel("minutes (dashed: end of warm-up)")
-    grew = [n for n, g in report["under_load"].get("growth", {}).items() if not g["ok"]]
+    load = report["under_load"]
+    grew = [n for n, g in load.get("growth", {}).items() if n in load["judged"] and not g["ok"]]
     grew += [n for n, g in report["idle"]["growth"].items() if not g["ok"]]
     unexpected = report["totals"].get("unexpected", 0)
     verdict_text = "held" if report["passed"] else f"FAILED: grew {grew}, {unexpected} unexpected"
