@@ -90,7 +90,8 @@ def sim_pool(
 ) -> Iterator[SimPool]:
     """A simulated miner pool in its own process (a mix or a profiles file), stopped on exit."""
     metagraph = workdir / f"sim-metagraph-{count}-{mix}.json"
-    command = [sys.executable, "-m", "miners.cli", "sim", "--count", str(count), "--mix", mix]
+    command = [sys.executable, "-m", "gateway.cli", "miner", "sim", "--count", str(count)]
+    command += ["--mix", mix]
     command += ["--base-port", "0", "--metagraph-out", str(metagraph)]
     if profiles is not None:
         command += ["--profiles", str(profiles)]

@@ -13,7 +13,7 @@ import orjson
 
 QUESTION = "What is the capital of France?"
 BIG_PROMPT_CHARS = 64 * 1024
-DEEP_LEVELS = 100
+DEEP_LEVELS = 300  # past the depth limit, and past the 254 levels orjson can write
 DISCONNECT_AFTER_S = 0.05
 
 
