@@ -164,13 +164,16 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
         (axes[1][1], "latency of served requests (ms)", ("p50_ms", "p99_ms")),
     ]
     for ax, title, keys in panels:
+        top = 1.0
         for key in keys:
-            ax.plot(t, [s.get(key) for s in samples], label=key, lw=1.4)
+            values = [s.get(key) for s in samples]
+            top = max(top, *(v for v in values if v is not None))
+            ax.plot(t, values, label=key, lw=1.4)
         ax.axvline(report["warmup_s"] / 60, color="grey", ls="--", lw=1)
         ax.set_title(title, loc="left", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, top * 1.08)
     for ax in axes[1]:
         ax.set_xlabel("minutes (dashed: end of warm-up)")
     load = report["under_load"]
