@@ -86,11 +86,16 @@ def _unmapped(address: IPAddress) -> IPAddress:
     return address
 
 
+# Hosts whose verdict is remembered (every miner call checks its axon); past this, forgotten.
+KNOWN_HOSTS = 4096
+
+
 class AxonPolicy:
     """Classifies miner addresses: None for dialable, else the reason it is refused."""
 
     def __init__(self, allow: Sequence[Network] = ()) -> None:
         self.allow = tuple(allow)
+        self._known: dict[str, str | None] = {}
 
     @classmethod
     def from_cidrs(cls, cidrs: Iterable[str]) -> AxonPolicy:
@@ -103,6 +108,15 @@ class AxonPolicy:
         A host name passes here (the socket factory checks what it resolves to); anything
         else that is not an IP address (`1.2.3.4@10.0.0.1`, a path) is `invalid`.
         """
+        if host in self._known:
+            return self._known[host]
+        if len(self._known) >= KNOWN_HOSTS:
+            self._known.clear()
+        reason = self._classify(host)
+        self._known[host] = reason
+        return reason
+
+    def _classify(self, host: str) -> str | None:
         try:
             address = _unmapped(ipaddress.ip_address(host.strip("[]").split("%")[0]))
         except ValueError:
