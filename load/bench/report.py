@@ -8,6 +8,7 @@ from typing import Any
 
 from load.bench.clients import ClientResult, table
 from load.bench.run import Scenario
+from load.prompts import SHORT
 
 TARGET_RPS = 300.0
 TARGET_OVERHEAD_P50_MS = 10.0
@@ -195,6 +196,9 @@ def render(
         f"{warmup_s:g} s warm-up, then {duration_s:g} s measured. Percentiles come from HDR "
         "histograms of every measured request (3 significant digits). The target figure is "
         "for the heuristic ranker; the blend row shows the default ranker. "
+        f"Requests cycle through the {len(SHORT)} built-in short prompts, so replies repeat and a "
+        "ranker with a cache (the blend row) ranks mostly from it: for unique-prompt "
+        "traffic read the rankers section. "
         "Overhead (header) is the gateway's "
         "`x-bitgate-overhead-ms`: time from fan-out start to the result, less the slowest "
         "miner (best_of) or the winner (race). Client-side overhead is the loadgen's latency "
