@@ -25,7 +25,7 @@ from gateway.state import GatewayState
 from gateway.strategies import Strategies
 from gateway.supervisor import Supervisor
 from gateway.telemetry import setup_tracing
-from miners.epistula import Signer
+from router.epistula import Signer
 from miners.keys import load_hotkey
 from ranking import registry
 from ranking.base import Ranker

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bittensor_wallet import Keypair
 
-from miners.epistula import (
+from router.epistula import (
     HEADERS,
     SIGNATURE_HEADER,
     SIGNED_BY_HEADER,

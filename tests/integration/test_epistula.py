@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from bittensor_wallet import Keypair
 
-from miners.epistula import Signer
+from router.epistula import Signer
 from miners.epistula_verify import Verifier
 from miners.keys import new_keypair, write_hotkey_file
 from miners.server import MinerConfig, MinerServer, start_miner

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from gateway.cli import main
-from miners.epistula import Signer
+from router.epistula import Signer
 from miners.keys import new_keypair
 from miners.signers import SignerPolicy
 from miners.sim.pool import SimPool, start_pool

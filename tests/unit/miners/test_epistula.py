@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from bittensor_wallet import Keypair
 
-from miners.epistula import HEADERS, Signer, signing_message
+from router.epistula import HEADERS, Signer, signing_message
 from miners.epistula_verify import EpistulaError, ReplayGuard, Verifier, parse_headers
 from miners.keys import new_keypair
 from miners.signers import SignerPolicy

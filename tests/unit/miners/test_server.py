@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 import pytest
 
-from miners.epistula import Signer
+from router.epistula import Signer
 from miners.epistula_verify import Verifier
 from miners.keys import new_keypair
 from miners.server import MinerConfig, MinerServer, start_miner

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from miners.epistula import Signer
+from router.epistula import Signer
 from miners.keys import new_keypair, write_hotkey_file
 from miners.vllm_launch import VllmError, VllmOptions, VllmProcess, build_command
 from tests.support import ROOT, free_port, wait_http
