@@ -11,21 +11,20 @@ from functools import partial
 import aiohttp
 from fastapi import FastAPI
 
-from gateway.access import AccessMiddleware, close_access, open_access
-from gateway.admission import Admission
-from gateway.api import router
 from gateway.config import ConfigError, Settings
+from gateway.door.access import AccessMiddleware, close_access, open_access
+from gateway.door.inflight import Admission
 from gateway.errors import install_error_handlers
-from gateway.metrics import Metrics
-from gateway.pages import router as pages
-from gateway.pipeline import Settler
-from gateway.plan import Planner
-from gateway.pools import ChainAccess, Pool, open_pools
+from gateway.runtime.metrics import Metrics
+from gateway.runtime.pools import ChainAccess, Pool, open_pools
+from gateway.runtime.supervisor import Supervisor
+from gateway.runtime.telemetry import setup_tracing
+from gateway.serving.pipeline import Settler
+from gateway.serving.plan import Planner
+from gateway.serving.routes import routes
+from gateway.serving.strategies import Strategies
 from gateway.state import GatewayState
-from gateway.strategies import Strategies
-from gateway.supervisor import Supervisor
-from gateway.telemetry import setup_tracing
-from router.epistula import Signer
+from gateway.web.pages import pages
 from miners.keys import load_hotkey
 from ranking import registry
 from ranking.base import Ranker
@@ -33,6 +32,7 @@ from ranking.embedding import EmbeddingModel, serve_embeddings
 from ranking.static import StaticModel, load_if_built, serve_static
 from router.availability import watch_availability
 from router.backpressure import Backpressure
+from router.epistula import Signer
 from router.miner_client import AddressHook, MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
@@ -191,7 +191,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(routes)
     app.include_router(pages)
     app.add_middleware(AccessMiddleware)
     setup_tracing(app, settings)

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.bounds import InputLimits
+from gateway.door.bounds import InputLimits
 from gateway.protocol import Strategy
 from ranking.registry import DEFAULT_RANKER, RankerSpec
 from router.axon_policy import AxonPolicy, parse_networks
@@ -54,7 +54,8 @@ class RoutingDefaults(BaseModel):
     forward_n: bool = False
     # The most output a request may ask of a miner (`max_tokens`, `max_completion_tokens`).
     max_tokens_limit: int = Field(default=16384, ge=1)
-    # The request fields forwarded to miners; unset: OpenAI's and vLLM's (gateway/forwarding.py).
+    # The request fields forwarded to miners; unset: OpenAI's and vLLM's
+    # (gateway/serving/forwarding.py).
     forward_fields: list[str] | None = None
 
 
@@ -169,7 +170,8 @@ class Settings(BaseSettings):
     max_reply_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_connections: int = Field(default=4096, ge=10)
     max_inflight: int = Field(default=2048, ge=1)
-    # uvicorn's limits (gateway/server.py); unset limit_concurrency: 1.5 × max_inflight + 64.
+    # uvicorn's limits (gateway/runtime/server.py);
+    # unset limit_concurrency: 1.5 × max_inflight + 64.
     limit_concurrency: int | None = Field(default=None, ge=1)
     backlog: int = Field(default=2048, ge=1)
     keep_alive_s: int = Field(default=5, ge=1, le=300)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.protocol import ErrorDetail, ErrorResponse
-from gateway.responses import JSONBytes
+from gateway.serving.responses import JSONBytes
 
 logger = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import aiohttp
 
 from gateway.config import Settings
 from gateway.errors import GatewayError, RateLimited
-from gateway.metrics import Metrics
-from gateway.pipeline import Settler
-from gateway.plan import Planner
-from gateway.pools import Pool
-from gateway.strategies import Strategies
-from gateway.supervisor import Supervisor
+from gateway.runtime.metrics import Metrics
+from gateway.runtime.pools import Pool
+from gateway.runtime.supervisor import Supervisor
+from gateway.serving.pipeline import Settler
+from gateway.serving.plan import Planner
+from gateway.serving.strategies import Strategies
 from ranking.registry import rankers_report
 from router.scores import Scoreboard
 from router.store import StateStore
@@ -79,7 +79,7 @@ class GatewayState:
         """Count one API request by pool, strategy and status, and time it.
 
         The handler fills in the pool and strategy once it knows them; a request refused
-        before that counts under pool `unknown`. Slots are taken by `gateway.admission`.
+        before that counts under pool `unknown`. Slots are taken by `gateway.door.inflight`.
         """
         seen = Observation()
         try:

@@ -90,7 +90,7 @@ def sim_pool(
 ) -> Iterator[SimPool]:
     """A simulated miner pool in its own process (a mix or a profiles file), stopped on exit."""
     metagraph = workdir / f"sim-metagraph-{count}-{mix}.json"
-    command = [sys.executable, "-m", "gateway.cli", "miner", "sim", "--count", str(count)]
+    command = [sys.executable, "-m", "gateway", "miner", "sim", "--count", str(count)]
     command += ["--mix", mix]
     command += ["--base-port", "0", "--metagraph-out", str(metagraph)]
     if profiles is not None:
@@ -118,7 +118,7 @@ def gateway(
 ) -> Iterator[Gateway]:
     """`bitgate serve` in its own process on a free loopback port, stopped on exit."""
     port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--metagraph", str(metagraph)]
+    command = [sys.executable, "-m", "gateway", "serve", "--metagraph", str(metagraph)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args]
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -19,7 +19,7 @@ from router.stats import Status
 
 Kind = Literal["chat", "completion"]
 PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
-# What the gateway sends a miner (request headers; gateway.responses has the client's side).
+# What the gateway sends a miner (request headers; gateway.serving.responses has the client's side).
 JSON_REQUEST_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 STREAM_REQUEST_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 READ_CHUNK = 65536

@@ -78,7 +78,7 @@ class GatewayProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port), *args]
+        cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), *args]
         # Test miners listen on loopback, which the axon policy refuses unless allowed.
         full_env = {**os.environ, "BITGATE_AXON_ALLOW": LOOPBACK, **(env or {})}
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()

@@ -68,7 +68,7 @@ class Row:
 def eval_figures(workdir: Path, rankers: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Top-1 and pairwise of each ranker on the test split, from `bitgate eval ranking`."""
     out = workdir / "eval.json"
-    command = [sys.executable, "-m", "gateway.cli", "eval", "ranking", "--split", "test"]
+    command = [sys.executable, "-m", "gateway", "eval", "ranking", "--split", "test"]
     command += ["--json", str(out), *(a for r in rankers for a in ("--ranker", r))]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return {r["ranker"]: r for r in json.loads(out.read_text())}

@@ -50,7 +50,7 @@ def command(
     target: str, model: str | None, load: Load, out: Path, watch: dict[str, int]
 ) -> list[str]:
     """The `bitgate load run` command line of one scenario."""
-    cmd = [sys.executable, "-m", "gateway.cli", "load", "run"]
+    cmd = [sys.executable, "-m", "gateway", "load", "run"]
     cmd += ["--target", target, "--out", str(out)]
     cmd += ["--no-plots", "--prompts", "short", "--max-tokens", "64", "--seed", "1"]
     if model:

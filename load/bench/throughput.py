@@ -52,7 +52,7 @@ def mixed_pool(workdir: Path) -> Iterator[Path]:
     profiles = workdir / "profiles.yaml"
     profiles.write_text(yaml.safe_dump({"miners": [{"quality": q} for q in QUALITIES]}))
     metagraph = workdir / "sim-metagraph.json"
-    command = [sys.executable, "-m", "gateway.cli", "miner", "sim", "--profiles", str(profiles)]
+    command = [sys.executable, "-m", "gateway", "miner", "sim", "--profiles", str(profiles)]
     command += ["--base-port", "0", "--metagraph-out", str(metagraph)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:

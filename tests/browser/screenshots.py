@@ -50,7 +50,7 @@ def main() -> int:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
+        [sys.executable, "-m", "gateway", "demo", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )

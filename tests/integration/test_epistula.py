@@ -14,12 +14,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from bittensor_wallet import Keypair
 
-from router.epistula import Signer
 from miners.epistula_verify import Verifier
 from miners.keys import new_keypair, write_hotkey_file
 from miners.server import MinerConfig, MinerServer, start_miner
 from miners.signers import SignerPolicy
 from miners.sim.pool import SimPool
+from router.epistula import Signer
 from router.metagraph import Axon, Metagraph, Neuron
 from router.miner_client import MinerClient, open_session
 from tests.support import GatewayProcess, LoopThread, free_port, profiles

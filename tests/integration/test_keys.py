@@ -24,7 +24,7 @@ CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is 2 + 2?
 def bitgate(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the `bitgate` command as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *argv],
+        [sys.executable, "-m", "gateway", *argv],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -148,7 +148,7 @@ def test_serve_refuses_an_open_api_on_a_public_bind(sim_pool: Callable[..., Any]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITGATE_")}
     serve = ["serve", "--metagraph", str(path), "--host", "0.0.0.0", "--port", str(free_port())]
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *serve],
+        [sys.executable, "-m", "gateway", *serve],
         cwd=ROOT,
         env=env,
         capture_output=True,

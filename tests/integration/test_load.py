@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.cli import main as bitgate
+from gateway.commands.cli import main as bitgate
 from miners.sim.pool import SimPool
 from tests.support import ROOT, GatewayProcess, profiles
 

@@ -14,12 +14,12 @@ import aiohttp
 import orjson
 import pytest
 
-from router.epistula import Signer
 from miners.epistula_verify import Verifier
 from miners.keys import new_keypair
 from miners.server import MinerConfig, MinerServer, start_miner
 from miners.signers import SignerPolicy
 from miners.vllm_launch import VllmOptions, VllmProcess
+from router.epistula import Signer
 from tests.support import free_port
 
 MODEL = os.environ.get("BITGATE_TEST_VLLM_MODEL", "")

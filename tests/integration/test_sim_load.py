@@ -14,12 +14,12 @@ import httpx
 import orjson
 import pytest
 
-from gateway.cli import main
-from router.epistula import Signer
+from gateway.commands.cli import main
 from miners.keys import new_keypair
 from miners.signers import SignerPolicy
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import MinerProfile, load_profiles
+from router.epistula import Signer
 from router.metagraph import load_metagraph
 from tests.support import ROOT
 
@@ -169,7 +169,7 @@ def test_256_verifying_miners_start_and_stay_small(tmp_path: Path) -> None:
         *(
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway",
             "miner",
             "sim",
             "--count",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main as bitgate
+from gateway.commands.cli import main as bitgate
 from router.subnet.simulation import EpochRecord, History, summary
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway.cli import build_parser as gateway_parser
+from gateway.commands.cli import build_parser as gateway_parser
 from tests.unit.deploy.manifests import (
     DEPLOY,
     MissingVariable,

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.routing import Match
 
 from gateway.app import create_app
-from gateway.cli import build_parser
+from gateway.commands.cli import build_parser
 from gateway.config import Settings, load_pools_file
 from router.metagraph import parse_metagraph
 from tests.support import ROOT, dockerfile_instructions
@@ -280,8 +280,8 @@ def test_image_installs_the_package_bakes_the_model_and_serves_the_pools_file() 
 
 def test_what_the_image_serves_needs_neither_load_nor_the_sim_pool() -> None:
     probe = (
-        "import sys\nimport gateway.app, gateway.serve, gateway.cli\n"
-        "gateway.cli.build_parser(['serve'])\n"
+        "import sys\nimport gateway.app, gateway.commands.serve, gateway.commands.cli\n"
+        "gateway.commands.cli.build_parser(['serve'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'load', 'matplotlib', 'hdrh'}"
         " or m.startswith('miners.sim')))"
     )

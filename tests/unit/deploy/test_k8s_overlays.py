@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.cli import build_parser
+from gateway.commands.cli import build_parser
 from gateway.config import load_pools_file
 from tests.unit.deploy.manifests import DASHBOARD, DEPLOY, K8S, kustomize_command, render
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.cli import build_parser
+from gateway.commands.cli import build_parser
 from miners.keys import is_ss58, new_keypair
 from miners.vllm_launch import VllmOptions, build_command
 from tests.support import ROOT, dockerfile_instructions

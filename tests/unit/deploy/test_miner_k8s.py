@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from gateway.cli import build_parser
+from gateway.commands.cli import build_parser
 from miners.vllm_launch import VllmOptions, build_command
 from tests.support import ROOT, dockerfile_instructions
 from tests.unit.deploy.manifests import K8S

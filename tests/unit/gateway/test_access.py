@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.keys import KeyStore
-from gateway.usage import read_usage
+from gateway.door.keys import KeyStore
+from gateway.door.usage import read_usage
 from tests.support import eventually, profiles
 
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}

@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from gateway.auth import AuthFailure, KeyRing, bearer_token, check_exposure, is_loopback
 from gateway.config import ConfigError, Settings
-from gateway.keys import SECRET_PREFIX, KeyStore, KeyStoreError, secret_hash
+from gateway.door.auth import AuthFailure, KeyRing, bearer_token, check_exposure, is_loopback
+from gateway.door.keys import SECRET_PREFIX, KeyStore, KeyStoreError, secret_hash
 from tests.support import free_port
 
 

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.bounds import InputLimits, check_request, check_shape, json_shape
 from gateway.config import PoolConfig, Settings
+from gateway.door.bounds import InputLimits, check_request, check_shape, json_shape
 from gateway.errors import BadRequest
-from gateway.plan import miner_body
+from gateway.serving.plan import miner_body
 from tests.support import profiles
 
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}

@@ -1,4 +1,4 @@
-"""Tests for gateway.cli: one argparse tree, subcommands imported only when used."""
+"""Tests for gateway.commands.cli: one argparse tree, subcommands imported only when used."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gateway.cli import COMMANDS, build_parser, main
+from gateway.commands.cli import COMMANDS, build_parser, main
 from tests.support import ROOT
 
 # Packages a subcommand brings in; `bitgate --help` must need none of them.
@@ -16,7 +16,7 @@ HEAVY = ("gateway.app", "uvicorn", "miners", "load", "ranking", "router", "numpy
 
 def test_help_lists_every_command_without_importing_them() -> None:
     probe = (
-        "import sys\nfrom gateway.cli import main\n"
+        "import sys\nfrom gateway.commands.cli import main\n"
         "try:\n    main(['--help'])\nfinally:\n"
         f"    print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
     )

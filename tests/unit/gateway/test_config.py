@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.cli import build_parser, main
+from gateway.commands.cli import build_parser, main
+from gateway.commands.serve import settings_from
 from gateway.config import ConfigError, Settings, load_pools_file
-from gateway.serve import settings_from
 
 
 def write_pools(tmp_path: Path, text: str) -> Path:

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.cli import main
-from gateway.keys import SECRET_PREFIX, KeyStore, secret_hash
-from gateway.metrics import Metrics
-from gateway.usage import UsageLedger
+from gateway.commands.cli import main
+from gateway.door.keys import SECRET_PREFIX, KeyStore, secret_hash
+from gateway.door.usage import UsageLedger
+from gateway.runtime.metrics import Metrics
 
 
 def keys(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.auth import Identity
-from gateway.limits import Limiter, duration
+from gateway.door.auth import Identity
+from gateway.door.limits import Limiter, duration
 from tests.support import free_port
 
 

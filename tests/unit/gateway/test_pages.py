@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.pages import WEB, assets
+from gateway.web.pages import WEB, assets
 from tests.support import ROOT, profiles
 
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway.config import PoolConfig
-from gateway.plan import miner_body, prompt_of
+from gateway.serving.plan import miner_body, prompt_of
 from tests.support import profiles
 from tests.unit.gateway.test_api import CHAT, assert_error, gateway
 

@@ -10,13 +10,13 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import gateway.bounds as bounds
-from gateway.bounds import InputLimits, check_shape, json_shape
+import gateway.door.bounds as bounds
 from gateway.config import PoolConfig
+from gateway.door.bounds import InputLimits, check_shape, json_shape
+from gateway.door.ingress import parse_request
 from gateway.errors import BadRequest
-from gateway.ingress import parse_request
-from gateway.plan import miner_body, prompt_of
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.serving.plan import miner_body, prompt_of
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = InputLimits(max_depth=8, max_values=200, max_messages=8, max_prompt_chars=2000)

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from gateway.config import Settings
-from gateway.server import BoundedHttpTools, uvicorn_options
+from gateway.runtime.server import BoundedHttpTools, uvicorn_options
 from tests.support import eventually, free_port
 
 

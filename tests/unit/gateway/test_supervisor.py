@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.supervisor import Supervisor
+from gateway.runtime.supervisor import Supervisor
 from tests.unit.gateway.strategies.fakes import until
 
 

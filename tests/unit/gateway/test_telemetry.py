@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.telemetry import setup_tracing, tracing_wanted
+from gateway.runtime.telemetry import setup_tracing, tracing_wanted
 from tests.support import profiles
 
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}

@@ -6,9 +6,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway.metrics import Metrics
-from gateway.request_log import request_id
-from gateway.usage import UsageLedger, fanout_tokens, reply_tokens
+from gateway.door.request_log import request_id
+from gateway.door.usage import UsageLedger, fanout_tokens, reply_tokens
+from gateway.runtime.metrics import Metrics
 from router.metagraph import Axon, Neuron
 from router.miner_client import Reply
 from tests.support import free_port

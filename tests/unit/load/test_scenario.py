@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main as bitgate
+from gateway.commands.cli import main as bitgate
 from load.prompts import PromptError, load_prompts
 from load.scenario import ScenarioError, load_scenario, parse_scenario
 from load.targets import TargetError, base_url, resolve

@@ -11,7 +11,7 @@ import pytest
 from bittensor_wallet import Keypair
 from bittensor_wallet.keyfile import serialized_keypair_to_keyfile_data
 
-from gateway.cli import main
+from gateway.commands.cli import main
 from miners.keys import (
     HotkeyError,
     is_ss58,

@@ -11,13 +11,13 @@ import aiohttp
 import orjson
 import pytest
 
-from router.epistula import Signer
 from miners.epistula_verify import Verifier
 from miners.keys import new_keypair
 from miners.server import MinerConfig, MinerServer, start_miner
 from miners.signers import SignerPolicy
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import MinerProfile
+from router.epistula import Signer
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration

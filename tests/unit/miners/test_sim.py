@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.cli import main
+from gateway.commands.cli import main
 from miners.cli import format_ports
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import (
@@ -471,7 +471,7 @@ def test_cli_serves_a_pool_and_writes_its_metagraph(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "gateway.cli",
+        "gateway",
         "miner",
         "sim",
         "--count",

@@ -14,9 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from router.epistula import Signer
 from miners.keys import new_keypair, write_hotkey_file
 from miners.vllm_launch import VllmError, VllmOptions, VllmProcess, build_command
+from router.epistula import Signer
 from tests.support import ROOT, free_port, wait_http
 
 pytestmark = pytest.mark.integration
@@ -157,7 +157,7 @@ def start_miner_cli(
     write_hotkey_file(tmp_path / "miner-hotkey", hotkey)
     port = free_port()
     command = [
-        *(sys.executable, "-m", "gateway.cli", "miner", "serve", "--launch-vllm"),
+        *(sys.executable, "-m", "gateway", "miner", "serve", "--launch-vllm"),
         *("--model", "tiny", "--vllm-bin", str(fake_vllm), "--port", str(port)),
         *("--hotkey-file", str(tmp_path / "miner-hotkey")),
         *("--allow-hotkey", validator.ss58_address),
@@ -239,7 +239,7 @@ def test_cli_serves_in_front_of_the_vllm_it_launched(
 def test_cli_refuses_incomplete_arguments(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gateway.cli import main
+    from gateway.commands.cli import main
 
     assert main(["miner", "serve", *args]) == 2
     assert message in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.commands.cli import main
 
 
 def test_eval_ranking_prints_top1_pairwise_and_latency_per_ranker(

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import PoolConfig
-from gateway.metrics import Metrics
-from gateway.pipeline import Settler
-from gateway.plan import Plan
-from gateway.pools import Pool
+from gateway.runtime.metrics import Metrics
+from gateway.runtime.pools import Pool
+from gateway.serving.pipeline import Settler
+from gateway.serving.plan import Plan
 from ranking.base import Candidate, Prompt, Ranking
 from router.metagraph import Axon, FileMetagraphSource, Metagraph, Neuron
 from router.miner_client import ChunkSink, Headers, Kind, Reply

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.errors import AllMinersFailed, DeadlinePassed
-from gateway.strategies.best_of import BestOf
+from gateway.serving.strategies.best_of import BestOf
 from tests.unit.gateway.strategies.fakes import (
     FakeMiners,
     Script,

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from gateway.errors import AllMinersFailed, DeadlinePassed
-from gateway.pipeline import Result
-from gateway.strategies.base import LiveStream
-from gateway.strategies.race import Race
+from gateway.serving.pipeline import Result
+from gateway.serving.strategies.base import LiveStream
+from gateway.serving.strategies.race import Race
 from tests.unit.gateway.strategies.fakes import (
     FakeMiners,
     Script,

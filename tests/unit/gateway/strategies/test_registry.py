@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import get_args
 
-from gateway.pipeline import Result
 from gateway.protocol import Strategy
-from gateway.strategies import STRATEGIES, Strategies
+from gateway.serving.pipeline import Result
+from gateway.serving.strategies import STRATEGIES, Strategies
 from tests.unit.gateway.strategies.fakes import FakeMiners, Script, drain, plan, settler
 
 

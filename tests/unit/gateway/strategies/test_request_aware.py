@@ -8,12 +8,12 @@ from typing import Any
 
 import orjson
 
-from gateway.pipeline import Result
-from gateway.plan import Plan
-from gateway.responses import SSE_KEEPALIVE
-from gateway.strategies.base import LiveStream
-from gateway.strategies.best_of import BestOf
-from gateway.strategies.race import Race
+from gateway.serving.pipeline import Result
+from gateway.serving.plan import Plan
+from gateway.serving.responses import SSE_KEEPALIVE
+from gateway.serving.strategies.base import LiveStream
+from gateway.serving.strategies.best_of import BestOf
+from gateway.serving.strategies.race import Race
 from ranking.base import Prompt
 from ranking.constraints import constraints_of
 from tests.unit.gateway.strategies.fakes import FakeMiners, Script, TextRanker, plan, settler

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import PoolConfig, Settings
-from gateway.metrics import Metrics
-from gateway.pools import ChainAccess, open_pools
+from gateway.runtime.metrics import Metrics
+from gateway.runtime.pools import ChainAccess, open_pools
 from router.metagraph import MetagraphError
 from router.scores import Scoreboard
 from router.stats import Outcome, ScorePolicy

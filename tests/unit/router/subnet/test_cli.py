@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main as bitgate
+from gateway.commands.cli import main as bitgate
 from tests.support import ROOT
 
 EXAMPLE = {
@@ -25,7 +25,7 @@ def run_cli(tmp_path: Path, document: Any, *extra: str) -> subprocess.CompletedP
     path = tmp_path / "epoch.json"
     path.write_text(document if isinstance(document, str) else json.dumps(document))
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "subnet", "epoch", str(path), *extra],
+        [sys.executable, "-m", "gateway", "subnet", "epoch", str(path), *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,

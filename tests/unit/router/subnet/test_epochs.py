@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from gateway.config import ConfigError, PoolConfig, load_pools_file
-from gateway.metrics import Metrics
-from gateway.pools import Pool, open_pools
+from gateway.runtime.metrics import Metrics
+from gateway.runtime.pools import Pool, open_pools
 from router.metagraph import Axon, Metagraph, Neuron
 from router.scores import Scoreboard
 from router.selection import rank_by_incentive

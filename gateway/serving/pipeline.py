@@ -9,13 +9,13 @@ from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.candidates import candidate_of
+from gateway.door.request_log import settled
+from gateway.door.usage import fanout_tokens
 from gateway.errors import AllMinersFailed, DeadlinePassed
-from gateway.metrics import Metrics
-from gateway.plan import Plan
 from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef
-from gateway.request_log import settled
-from gateway.usage import fanout_tokens
+from gateway.runtime.metrics import Metrics
+from gateway.serving.candidates import candidate_of
+from gateway.serving.plan import Plan
 from ranking.base import Candidate, Ranker, Ranking
 from ranking.filters import cheap_reasons
 from router.metagraph import Neuron
@@ -183,7 +183,7 @@ class Settler:
         if not valid:
             return Ranking(rewards, reasons)
         started = time.perf_counter()
-        # Bounded in size (gateway.candidates), with their tool calls and token counts.
+        # Bounded in size (gateway.serving.candidates), with their tool calls and token counts.
         candidates: list[Candidate] = [candidate_of(r, plan.kind) for r in valid]
         ranking = await self._score(plan, candidates)
         self.metrics.ranking_latency.labels(plan.pool.name, plan.ranker.name).observe(

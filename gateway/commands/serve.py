@@ -89,9 +89,9 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.auth import check_exposure
-    from gateway.request_log import install_request_log
-    from gateway.server import uvicorn_options
+    from gateway.door.auth import check_exposure
+    from gateway.door.request_log import install_request_log
+    from gateway.runtime.server import uvicorn_options
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -19,14 +19,14 @@ import redis.asyncio as aioredis
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import AuthFailure, Identity, KeyRing, auth_required
 from gateway.config import Settings
+from gateway.door.auth import AuthFailure, Identity, KeyRing, auth_required
+from gateway.door.keys import KeyStore
+from gateway.door.limits import Admission, Limiter
+from gateway.door.request_log import CURRENT, RequestRecord, request_id
+from gateway.door.usage import CHARS_PER_TOKEN, UsageLedger
 from gateway.errors import GatewayError, ModelNotFound, RateLimited, error_response
-from gateway.keys import KeyStore
-from gateway.limits import Admission, Limiter
-from gateway.metrics import Metrics
-from gateway.request_log import CURRENT, RequestRecord, request_id
-from gateway.usage import CHARS_PER_TOKEN, UsageLedger
+from gateway.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

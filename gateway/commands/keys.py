@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.keys import ApiKey, KeyStore, KeyStoreError, dumps
-from gateway.usage import FIELDS, read_usage
+from gateway.door.keys import ApiKey, KeyStore, KeyStoreError, dumps
+from gateway.door.usage import FIELDS, read_usage
 
 
 def _positive(text: str) -> int:

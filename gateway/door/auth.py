@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from gateway.config import ConfigError, Settings
+from gateway.door.keys import ApiKey, KeyStore, secret_hash
 from gateway.errors import Unauthorized
-from gateway.keys import ApiKey, KeyStore, secret_hash
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.keys import LAST_USED_HASH
-from gateway.metrics import Metrics
+from gateway.door.keys import LAST_USED_HASH
 from gateway.protocol import FanoutUsage
+from gateway.runtime.metrics import Metrics
 from router.miner_client import Reply
 
 logger = logging.getLogger(__name__)

@@ -9,10 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
+from gateway.door.ingress import read_request, until_disconnect
 from gateway.errors import ModelNotFound
-from gateway.ingress import read_request, until_disconnect
-from gateway.pipeline import Result
-from gateway.plan import Planner
 from gateway.protocol import (
     ChatCompletionRequest,
     CompletionReply,
@@ -24,13 +22,15 @@ from gateway.protocol import (
     ModelList,
     Readiness,
 )
-from gateway.replay import document, replay
-from gateway.responses import SSE_HEADERS, JSONBytes
+from gateway.serving.pipeline import Result
+from gateway.serving.plan import Planner
+from gateway.serving.replay import document, replay
+from gateway.serving.responses import SSE_HEADERS, JSONBytes
+from gateway.serving.strategies import LiveStream, Served, Strategies
 from gateway.state import GatewayState
-from gateway.strategies import LiveStream, Served, Strategies
 from router.miner_client import Kind
 
-router = APIRouter()
+routes = APIRouter()
 
 
 async def get_state(request: Request) -> GatewayState:
@@ -116,7 +116,7 @@ def shape(model: Any, *errors: int) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model}, **{status: ERRORS[status] for status in errors}}
 
 
-@router.post(
+@routes.post(
     "/v1/chat/completions",
     responses=COMPLETION,
     openapi_extra=request_body(ChatCompletionRequest),
@@ -126,13 +126,13 @@ async def chat_completions(request: Request, state: State) -> Response:
     return await _serve("chat", request, state)
 
 
-@router.post("/v1/completions", responses=COMPLETION, openapi_extra=request_body(CompletionRequest))
+@routes.post("/v1/completions", responses=COMPLETION, openapi_extra=request_body(CompletionRequest))
 async def completions(request: Request, state: State) -> Response:
     """OpenAI text completions, answered by the best of the pool's top miners."""
     return await _serve("completion", request, state)
 
 
-@router.get("/v1/models", responses=shape(ModelList, 401))
+@routes.get("/v1/models", responses=shape(ModelList, 401))
 async def list_models(state: State) -> JSONBytes:
     """Every pool, as an OpenAI model."""
     data: list[ModelCard] = [
@@ -143,7 +143,7 @@ async def list_models(state: State) -> JSONBytes:
     return JSONBytes(models)
 
 
-@router.get("/v1/pools/{pool}/miners", responses=shape(Leaderboard, 401, 404))
+@routes.get("/v1/pools/{pool}/miners", responses=shape(Leaderboard, 401, 404))
 async def leaderboard(pool: str, state: State) -> JSONBytes:
     """The pool's miners with their scores, success rates and latencies."""
     served = state.pools.get(pool)
@@ -155,14 +155,14 @@ async def leaderboard(pool: str, state: State) -> JSONBytes:
     return JSONBytes(board)
 
 
-@router.get("/healthz", responses=shape(Health))
+@routes.get("/healthz", responses=shape(Health))
 async def healthz() -> JSONBytes:
     """The process is up."""
     health: Health = {"status": "ok"}
     return JSONBytes(health)
 
 
-@router.get(
+@routes.get(
     "/readyz", responses={**shape(Readiness), 503: {"model": Readiness, "description": "Not ready"}}
 )
 async def readyz(state: State) -> JSONBytes:
@@ -173,7 +173,7 @@ async def readyz(state: State) -> JSONBytes:
     return JSONBytes(report, status_code=200 if report["ready"] else 503)
 
 
-@router.get("/metrics")
+@routes.get("/metrics")
 async def metrics(state: State) -> Response:
     """Prometheus metrics."""
     state.metrics.store_up.set(0 if state.scoreboard.store_state == "down" else 1)

@@ -26,8 +26,10 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command(("serve",), "gateway.serve", "serve one pool (--metagraph) or several (--pools)"),
-    Command(("demo",), "gateway.demo", "a simulated miner pool with a gateway in front"),
+    Command(
+        ("serve",), "gateway.commands.serve", "serve one pool (--metagraph) or several (--pools)"
+    ),
+    Command(("demo",), "gateway.commands.demo", "a simulated miner pool with a gateway in front"),
     Command(("miner",), "miners.cli", "miner programs: sim, serve, keygen"),
     Command(("load", "run"), "load.run_cli", "load a gateway or a pool; write a report", True),
     Command(("load", "compare"), "load.compare", "two report.json files side by side"),
@@ -35,9 +37,11 @@ COMMANDS: tuple[Command, ...] = (
     Command(("load", "bench"), "load.bench.gateway", "the benchmark suite (BENCHMARKS.md)"),
     Command(("load", "clients"), "load.bench.clients", "fan-out throughput of HTTP clients"),
     Command(("subnet", "epoch"), "router.subnet.cli", "one Yuma Consensus epoch over a file"),
-    Command(("subnet", "simulate"), "gateway.simulate", "validators and miners through epochs"),
+    Command(
+        ("subnet", "simulate"), "gateway.commands.simulate", "validators and miners through epochs"
+    ),
     Command(("eval", "ranking"), "ranking.cli", "rankers' accuracy and latency on the eval set"),
-    Command(("keys",), "gateway.keys_cli", "API keys, their limits and usage (Redis)"),
+    Command(("keys",), "gateway.commands.keys", "API keys, their limits and usage (Redis)"),
 )
 # Top-level packages of the optional extras, and the extra that installs each.
 EXTRAS = {"matplotlib": "load", "hdrh": "load", "locust": "locust", "bittensor": "chain"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from gateway.pipeline import Result, Settler, best_indexes, gather_or_cancel
-from gateway.plan import Plan
-from gateway.strategies.base import LiveStream, deadline, fan_out, kept_alive
+from gateway.serving.pipeline import Result, Settler, best_indexes, gather_or_cancel
+from gateway.serving.plan import Plan
+from gateway.serving.strategies.base import LiveStream, deadline, fan_out, kept_alive
 from router.miner_client import MinerClient
 
 

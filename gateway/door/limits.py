@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.auth import Identity
+from gateway.door.auth import Identity
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.bounds import InputLimits, JsonShape, check_shape
+from gateway.door.bounds import InputLimits, JsonShape, check_shape
 from gateway.errors import BodyTimeout, BodyTooLarge, GatewayError, RateLimited, error_response
 from gateway.state import GatewayState
 

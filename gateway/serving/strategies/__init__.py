@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from gateway.pipeline import Settler
-from gateway.plan import Plan
-from gateway.strategies.base import LiveStream, Served, Strategy, StrategyFactory
-from gateway.strategies.best_of import BestOf
-from gateway.strategies.race import Race
+from gateway.serving.pipeline import Settler
+from gateway.serving.plan import Plan
+from gateway.serving.strategies.base import LiveStream, Served, Strategy, StrategyFactory
+from gateway.serving.strategies.best_of import BestOf
+from gateway.serving.strategies.race import Race
 from router.miner_client import MinerClient
 
 __all__ = ["STRATEGIES", "LiveStream", "Served", "Strategies", "Strategy"]

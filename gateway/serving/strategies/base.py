@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError, error_body
-from gateway.pipeline import Result, Settler
-from gateway.plan import Plan
-from gateway.replay import replay
-from gateway.responses import SSE_KEEPALIVE, sse_event
+from gateway.serving.pipeline import Result, Settler
+from gateway.serving.plan import Plan
+from gateway.serving.replay import replay
+from gateway.serving.responses import SSE_KEEPALIVE, sse_event
 from router.miner_client import MinerClient, Reply
 
 

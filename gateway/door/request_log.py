@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.usage import fanout_tokens, reply_tokens
+from gateway.door.usage import fanout_tokens, reply_tokens
 
 if TYPE_CHECKING:
-    from gateway.plan import Plan
+    from gateway.serving.plan import Plan
     from router.miner_client import Reply
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")

@@ -11,9 +11,9 @@ import orjson
 
 from gateway.config import PoolConfig
 from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
-from gateway.forwarding import allowed_fields
-from gateway.pools import Pool
 from gateway.protocol import BitgateOptions, SamplingFields, Strategy
+from gateway.runtime.pools import Pool
+from gateway.serving.forwarding import allowed_fields
 from ranking.base import Prompt, Ranker, bounded, message_text
 from ranking.constraints import ConstraintError, constraints_of
 from router.backpressure import Backpressure

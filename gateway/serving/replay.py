@@ -12,8 +12,8 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from gateway.pipeline import Result
-from gateway.responses import SSE_DONE, sse_event
+from gateway.serving.pipeline import Result
+from gateway.serving.responses import SSE_DONE, sse_event
 from router.miner_client import Kind, Reply
 
 

@@ -1,7 +1,7 @@
 """`race`: return the first usable reply; every reply is still ranked, in the background.
 
 Usable: valid, and passing the cheap filters (empty, echo, refusal, and the request's
-schema and tool checks; `gateway.pipeline.usable`). With n > 1, the first n usable replies.
+schema and tool checks; `gateway.serving.pipeline.usable`). With n > 1, the first n usable replies.
 When none is usable, the best ranked reply that says something is returned, as best_of would.
 
 A streaming client of a plain request gets the live race: every miner streams at once, and
@@ -17,13 +17,13 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from gateway.candidates import MAX_RANK_CHARS
 from gateway.errors import error_body
-from gateway.pipeline import Result, Settler, best_indexes, usable
-from gateway.plan import Plan
-from gateway.replay import chunk_object, replay
-from gateway.responses import SSE_DONE, sse_event
-from gateway.strategies.base import LiveStream, deadline, fan_out, kept_alive
+from gateway.serving.candidates import MAX_RANK_CHARS
+from gateway.serving.pipeline import Result, Settler, best_indexes, usable
+from gateway.serving.plan import Plan
+from gateway.serving.replay import chunk_object, replay
+from gateway.serving.responses import SSE_DONE, sse_event
+from gateway.serving.strategies.base import LiveStream, deadline, fan_out, kept_alive
 from ranking.base import Candidate
 from ranking.filters import cheap_reasons
 from router.miner_client import MinerClient, Reply

@@ -13,10 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from gateway.protocol import Strategy
-from gateway.responses import JSONBytes
+from gateway.serving.responses import JSONBytes
 from gateway.state import GatewayState
 
-WEB = Path(__file__).resolve().parent / "web"
+WEB = Path(__file__).resolve().parent
 
 # Scripts, styles and connections only from the gateway itself; no inline script or style,
 # no plugins, no framing. Images: the gateway's own and data: URLs (none come from replies).
@@ -54,7 +54,7 @@ MEDIA_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 
-router = APIRouter(include_in_schema=False)
+pages = APIRouter(include_in_schema=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +94,19 @@ def _html(name: str) -> Response:
     return Response(page(name), media_type=MEDIA_TYPES[".html"], headers=PAGE_HEADERS)
 
 
-@router.get("/")
+@pages.get("/")
 async def chat_page() -> Response:
     """The chat page."""
     return _html("index.html")
 
 
-@router.get("/leaderboard")
+@pages.get("/leaderboard")
 async def leaderboard_page() -> Response:
     """The miner leaderboard page."""
     return _html("leaderboard.html")
 
 
-@router.get("/assets/{name:path}")
+@pages.get("/assets/{name:path}")
 async def asset(name: str, request: Request) -> Response:
     """A static file of the pages, with an ETag and a cache policy."""
     found = assets().get(name)
@@ -122,7 +122,7 @@ async def asset(name: str, request: Request) -> Response:
     return Response(found.body, media_type=found.media_type, headers=headers)
 
 
-@router.get("/ui/options")
+@pages.get("/ui/options")
 async def options(request: Request) -> JSONBytes:
     """What the chat page may offer per conversation: strategies and ranker names."""
     state: GatewayState = request.app.state.gateway

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway.bounds import InputLimits, check_request
+from gateway.door.bounds import InputLimits, check_request
 from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, bad_request_from
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,7 +47,7 @@ async def read_request(
 def parse_request(body: bytes, model: type[M], bounds: InputLimits) -> tuple[dict[str, Any], M]:
     """A body parsed, checked against `bounds` and validated as `model`; or a 400.
 
-    The body's JSON shape was checked as it arrived (gateway.admission).
+    The body's JSON shape was checked as it arrived (gateway.door.inflight).
     """
     try:
         raw = orjson.loads(body)

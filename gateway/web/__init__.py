@@ -1,0 +1,1 @@
+"""The chat page and the leaderboard: HTML and static assets served from this folder."""
