@@ -19,10 +19,12 @@ from gateway.runtime.metrics import Metrics
 from gateway.runtime.pools import ChainAccess, Pool, open_pools
 from gateway.runtime.supervisor import Supervisor
 from gateway.runtime.telemetry import setup_tracing
-from gateway.serving.pipeline import Settler
 from gateway.serving.plan import Planner
+from gateway.serving.rank import Judge
+from gateway.serving.result import Results
 from gateway.serving.routes import routes
-from gateway.serving.strategies import Strategies
+from gateway.serving.settle import Settler
+from gateway.serving.strategies.registry import Stages, Strategies
 from gateway.state import GatewayState
 from gateway.web.pages import pages
 from miners.keys import load_hotkey
@@ -116,7 +118,8 @@ async def start_state(
     static = StaticModel()
     static_built = await load_if_built(static)
     rankers = build_rankers(settings, session, metrics, embedding, static)
-    settler = Settler(scoreboard, metrics, rankers["heuristic"])
+    judge = Judge(metrics, rankers["heuristic"])
+    settler = Settler(scoreboard, metrics, judge)
     state = GatewayState(
         settings=settings,
         pools=pools,
@@ -125,7 +128,7 @@ async def start_state(
         session=session,
         planner=Planner(pools, rankers, scoreboard, rng, settings.sse_keepalive_s, backpressure),
         settler=settler,
-        strategies=Strategies(client, settler),
+        strategies=Strategies(client, Stages(judge, Results(metrics), settler)),
         metrics=metrics,
     )
     await scoreboard.sync(list(pools))

@@ -16,9 +16,9 @@ from gateway.errors import GatewayError, RateLimited
 from gateway.runtime.metrics import Metrics
 from gateway.runtime.pools import Pool
 from gateway.runtime.supervisor import Supervisor
-from gateway.serving.pipeline import Settler
 from gateway.serving.plan import Planner
-from gateway.serving.strategies import Strategies
+from gateway.serving.settle import Settler
+from gateway.serving.strategies.registry import Strategies
 from ranking.registry import rankers_report
 from router.scores import Scoreboard
 from router.store import StateStore

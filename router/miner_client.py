@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -16,8 +16,10 @@ from router.backpressure import Backpressure, retry_after_s
 from router.metagraph import Neuron
 from router.sse import StreamTooLarge, sse_lines
 from router.stats import Status
+from router.wire import Answer, InvalidReply, Kind, StreamAnswer, answer_of
 
-Kind = Literal["chat", "completion"]
+__all__ = ["InvalidReply", "Kind", "MinerCalls", "MinerClient", "Reply"]
+
 PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 # What the gateway sends a miner (request headers; gateway.serving.responses has the client's side).
 JSON_REQUEST_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -49,10 +51,6 @@ class MinerHTTPError(Exception):
         return self.status == 429 or (self.status in BUSY_STATUSES and bool(self.retry_after))
 
 
-class InvalidReply(Exception):
-    """A miner answered, but not with a usable OpenAI reply."""
-
-
 @dataclass(slots=True)
 class Reply:
     """One miner's answer to one request, or why there is none."""
@@ -60,8 +58,7 @@ class Reply:
     neuron: Neuron
     status: Status
     latency_ms: float
-    text: str = ""
-    finish_reason: str | None = None
+    answer: Answer = field(default_factory=Answer)
     body: dict[str, Any] | None = None
     error: str | None = None
     chunks: list[dict[str, Any]] = field(default_factory=list)
@@ -70,6 +67,38 @@ class Reply:
     def ok(self) -> bool:
         """Whether the reply can be ranked and returned."""
         return self.status == "ok"
+
+    @property
+    def text(self) -> str:
+        """What the reply says: its content and its calls (`Answer.said`)."""
+        return self.answer.said
+
+    @property
+    def finish_reason(self) -> str | None:
+        """How its first choice ended, as the miner said."""
+        return self.answer.finish_reason
+
+
+class MinerCalls(Protocol):
+    """What the strategies need of a miner client; `MinerClient` and the tests' fakes have it."""
+
+    async def complete(
+        self, neuron: Neuron, kind: Kind, body: bytes, deadline: float, headers: Headers = ...
+    ) -> Reply:
+        """One non-streaming call, cut at `deadline` (event-loop time); never raises."""
+        ...
+
+    async def stream(
+        self,
+        neuron: Neuron,
+        kind: Kind,
+        body: bytes,
+        deadline: float,
+        sink: ChunkSink | None = None,
+        headers: Headers = ...,
+    ) -> Reply:
+        """One streaming call; each parsed chunk goes to `sink` as it arrives; never raises."""
+        ...
 
 
 def open_session(
@@ -94,53 +123,6 @@ def open_session(
         auto_decompress=True,
         raise_for_status=False,
     )
-
-
-def tool_calls_text(calls: Any) -> str:
-    """Tool calls as text, so rankers can weigh a reply that calls tools instead of talking."""
-    return orjson.dumps(calls).decode()
-
-
-def extract_choice(body: Any, kind: Kind) -> tuple[str, str | None]:
-    """The first choice's text and finish reason, or `InvalidReply`."""
-    if not isinstance(body, dict):
-        raise InvalidReply("reply is not a JSON object")
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise InvalidReply("reply has no choices")
-    choice = choices[0]
-    if kind == "chat":
-        message = choice.get("message")
-        text = message.get("content") if isinstance(message, dict) else None
-        if isinstance(message, dict) and message.get("tool_calls") and not text:
-            text = tool_calls_text(message["tool_calls"])
-    else:
-        text = choice.get("text")
-    if not isinstance(text, str):
-        raise InvalidReply("reply has no text")
-    finish = choice.get("finish_reason")
-    return text, finish if isinstance(finish, str) else None
-
-
-def chunk_delta(chunk: dict[str, Any], kind: Kind) -> tuple[str, str | None]:
-    """The text and finish reason one stream chunk adds."""
-    choices = chunk.get("choices")
-    if not isinstance(choices, list):
-        raise InvalidReply("stream chunk has no choices")
-    if not choices:
-        return "", None
-    choice = choices[0]
-    if not isinstance(choice, dict):
-        raise InvalidReply("stream chunk choice is not an object")
-    if kind == "chat":
-        delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else None
-        if isinstance(delta, dict) and delta.get("tool_calls") and not text:
-            text = tool_calls_text(delta["tool_calls"])
-    else:
-        text = choice.get("text")
-    finish = choice.get("finish_reason")
-    return (text if isinstance(text, str) else ""), (finish if isinstance(finish, str) else None)
 
 
 class MinerClient:
@@ -215,7 +197,7 @@ class MinerClient:
                 reply.body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise InvalidReply("reply is not JSON") from None
-            reply.text, reply.finish_reason = extract_choice(reply.body, kind)
+            reply.answer = answer_of(reply.body, kind)
 
         return await self._guarded(neuron, deadline, call)
 
@@ -289,24 +271,20 @@ class MinerClient:
         ) as resp:
             if resp.status != 200:
                 raise MinerHTTPError(resp.status, resp.headers.get("Retry-After"))
-            parts: list[str] = []
+            assembly = StreamAnswer(kind)
             # The line reader caps the whole stream, so no single line can outgrow it either.
             async for line in sse_lines(resp.content, self.max_reply_bytes):
                 if not line.startswith(b"data:"):
                     continue
                 data = line[5:].strip()
                 if data == b"[DONE]":
-                    reply.text = "".join(parts)
+                    reply.answer = assembly.answer
                     return
                 try:
                     chunk = orjson.loads(data)
                 except orjson.JSONDecodeError:
                     raise InvalidReply("stream chunk is not JSON") from None
-                if not isinstance(chunk, dict):
-                    raise InvalidReply("stream chunk is not an object")
-                text, finish = chunk_delta(chunk, kind)
-                parts.append(text)
-                reply.finish_reason = finish or reply.finish_reason
+                assembly.add(chunk)
                 reply.chunks.append(chunk)
                 if sink is not None:
                     sink(reply.neuron.uid, chunk)

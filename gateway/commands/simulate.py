@@ -83,7 +83,7 @@ def validators(config: SimulationConfig, colluder: int) -> list[LocalValidator]:
 
 
 async def _traffic(state: GatewayState, count: int, rng: random.Random) -> None:
-    """`count` chat requests through the gateway's planner and pipeline, some at once."""
+    """`count` chat requests through the gateway's planner and strategies, some at once."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(prompt: str) -> None:

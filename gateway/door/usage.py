@@ -54,23 +54,11 @@ def estimate(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _reported(reply: Reply) -> dict[str, Any] | None:
-    usage = reply.body.get("usage") if reply.body else None
-    if not isinstance(usage, dict):
-        usage = next(
-            (c["usage"] for c in reversed(reply.chunks) if isinstance(c.get("usage"), dict)),
-            None,
-        )
-    return usage
-
-
 def reply_tokens(reply: Reply, prompt_text: str) -> Tokens:
     """What one miner call cost: its reported usage, else an estimate (failures: 0)."""
-    usage = _reported(reply)
+    usage = reply.answer.usage
     if usage is not None:
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int) and min(prompt, completion) >= 0:
-            return Tokens(prompt, completion)
+        return Tokens(usage.prompt_tokens, usage.completion_tokens)
     if not reply.ok:
         return Tokens()
     return Tokens(estimate(prompt_text), estimate(reply.text), estimated=True)

@@ -25,7 +25,7 @@ from router.selection import select_candidates
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything the pipeline needs to serve one request."""
+    """Everything a strategy needs to serve one request."""
 
     kind: Kind
     pool: Pool

@@ -12,25 +12,23 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from gateway.serving.pipeline import Result
 from gateway.serving.responses import SSE_DONE, sse_event
+from gateway.serving.result import Result
 from router.miner_client import Kind, Reply
-
-
-def chunk_object(kind: Kind) -> str:
-    """The `object` of a stream chunk of this kind of request."""
-    return "chat.completion.chunk" if kind == "chat" else "text_completion"
+from router.wire import chunk_object, first_choice
 
 
 def _choice(reply: Reply, kind: Kind) -> dict[str, Any]:
     """The reply's first choice as the miner sent it (rebuilt from its text if it has none)."""
-    choices = reply.body.get("choices") if reply.body else None
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return dict(choices[0])
-    finish = reply.finish_reason or "stop"
+    choice = first_choice(reply.body)
+    if choice is not None:
+        return dict(choice)
+    answer = reply.answer
+    finish = answer.finish_reason or "stop"
     if kind == "chat":
-        return {"message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}
-    return {"text": reply.text, "logprobs": None, "finish_reason": finish}
+        message = {"role": "assistant", "content": answer.content}
+        return {"message": message, "finish_reason": finish}
+    return {"text": answer.content, "logprobs": None, "finish_reason": finish}
 
 
 def usage_of(replies: Sequence[Reply]) -> dict[str, Any] | None:

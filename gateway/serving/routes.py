@@ -22,11 +22,11 @@ from gateway.protocol import (
     ModelList,
     Readiness,
 )
-from gateway.serving.pipeline import Result
 from gateway.serving.plan import Planner
 from gateway.serving.replay import document, replay
 from gateway.serving.responses import SSE_HEADERS, JSONBytes
-from gateway.serving.strategies import LiveStream, Served, Strategies
+from gateway.serving.result import Result
+from gateway.serving.strategies.registry import LiveStream, Served, Strategies
 from gateway.state import GatewayState
 from router.miner_client import Kind
 

@@ -5,35 +5,7 @@
 | `best_of` | waits for every candidate (or the deadline), ranks, returns the best       |
 | `race`    | returns the first usable reply; a streaming client gets it live            |
 
-A new strategy is one module with a class that takes `(client, settler)` and has
-`async serve(plan) -> Served`, and one line in `STRATEGIES`.
+A new strategy is one module with a class that takes `(client, stages)` and has
+`async serve(plan) -> Served` (`base.py`), and one line in `STRATEGIES` (`registry.py`). The
+fan-out they share is `fanout.py`.
 """
-
-from __future__ import annotations
-
-from collections.abc import Coroutine
-from typing import Any
-
-from gateway.serving.pipeline import Settler
-from gateway.serving.plan import Plan
-from gateway.serving.strategies.base import LiveStream, Served, Strategy, StrategyFactory
-from gateway.serving.strategies.best_of import BestOf
-from gateway.serving.strategies.race import Race
-from router.miner_client import MinerClient
-
-__all__ = ["STRATEGIES", "LiveStream", "Served", "Strategies", "Strategy"]
-
-STRATEGIES: dict[str, StrategyFactory] = {"best_of": BestOf, "race": Race}
-
-
-class Strategies:
-    """Every strategy, built once per app; `serve` hands a plan to the one it names."""
-
-    def __init__(self, client: MinerClient, settler: Settler) -> None:
-        self.by_name: dict[str, Strategy] = {
-            name: factory(client, settler) for name, factory in STRATEGIES.items()
-        }
-
-    def serve(self, plan: Plan) -> Coroutine[Any, Any, Served]:
-        """Serve `plan` with its strategy (a coroutine, so the route can cancel it)."""
-        return self.by_name[plan.strategy].serve(plan)

@@ -1,4 +1,4 @@
-"""The interface every serving strategy implements, and the fan-out they share."""
+"""The interface every serving strategy implements, and the stages it serves with."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError, error_body
-from gateway.serving.pipeline import Result, Settler
 from gateway.serving.plan import Plan
+from gateway.serving.rank import Judge
 from gateway.serving.replay import replay
 from gateway.serving.responses import SSE_KEEPALIVE, sse_event
-from router.miner_client import MinerClient, Reply
+from gateway.serving.result import Result, Results
+from gateway.serving.settle import Settler
+from router.miner_client import MinerCalls
 
 
 @dataclass(slots=True)
@@ -29,6 +31,15 @@ class LiveStream:
 Served = Result | LiveStream
 
 
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """What a strategy serves with, after its miner calls: rank, build the result, settle."""
+
+    judge: Judge
+    results: Results
+    settler: Settler
+
+
 class Strategy(Protocol):
     """How one request is served: whom to wait for, and when to stop."""
 
@@ -38,20 +49,9 @@ class Strategy(Protocol):
 
 
 class StrategyFactory(Protocol):
-    """A strategy class: built once per app from the miner client and the settler."""
+    """A strategy class: built once per app from the miner client and the stages."""
 
-    def __call__(self, client: MinerClient, settler: Settler) -> Strategy: ...
-
-
-def deadline(plan: Plan) -> float:
-    """The loop time by which every miner call of the plan ends."""
-    return asyncio.get_running_loop().time() + plan.timeout_s
-
-
-def fan_out(client: MinerClient, plan: Plan, until: float) -> list[asyncio.Task[Reply]]:
-    """One non-streaming call to each candidate, all at once, in the candidates' order."""
-    create = asyncio.get_running_loop().create_task
-    return [create(client.complete(n, plan.kind, plan.body, until)) for n in plan.candidates]
+    def __call__(self, client: MinerCalls, stages: Stages) -> Strategy: ...
 
 
 async def kept_alive(plan: Plan, serving: Coroutine[Any, Any, Result]) -> Result | LiveStream:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import time
 
-from gateway.serving.pipeline import Result, Settler, best_indexes, gather_or_cancel
 from gateway.serving.plan import Plan
-from gateway.serving.strategies.base import LiveStream, deadline, fan_out, kept_alive
-from router.miner_client import MinerClient
+from gateway.serving.rank import best_indexes
+from gateway.serving.result import Result
+from gateway.serving.strategies.base import LiveStream, Stages, kept_alive
+from gateway.serving.strategies.fanout import deadline, fan_out, gather_or_cancel
+from router.miner_client import MinerCalls
 
 
 class BestOf:
     """Every candidate is heard before one is chosen."""
 
-    def __init__(self, client: MinerClient, settler: Settler) -> None:
+    def __init__(self, client: MinerCalls, stages: Stages) -> None:
         self.client = client
-        self.settler = settler
+        self.stages = stages
 
     async def serve(self, plan: Plan) -> Result | LiveStream:
         """The best valid reply (n > 1: the best n distinct); 502/504 when there is none.
@@ -27,11 +29,11 @@ class BestOf:
     async def _best(self, plan: Plan) -> Result:
         started = time.perf_counter()
         replies = await gather_or_cancel(fan_out(self.client, plan, deadline(plan)))
+        judge, results, settler = self.stages.judge, self.stages.results, self.stages.settler
         if not any(r.ok for r in replies):
-            raise await self.settler.failed(plan, replies)
-        ranking = await self.settler.rank(plan, replies)
+            raise await settler.failed(plan, replies)
+        ranking = await judge.rank(plan, replies)
         chosen = [replies[i] for i in best_indexes(ranking.rewards, replies, plan.n)]
-        winner = chosen[0]
-        result = self.settler.result(plan, winner, replies, ranking, started, chosen)
-        self.settler.settle(plan, replies, ranking, winner)
+        result = results.ranked(plan, chosen[0], replies, ranking, started, chosen)
+        settler.settle(plan, replies, ranking, chosen[0])
         return result

@@ -1,7 +1,7 @@
 """`race`: return the first usable reply; every reply is still ranked, in the background.
 
 Usable: valid, and passing the cheap filters (empty, echo, refusal, and the request's
-schema and tool checks; `gateway.serving.pipeline.usable`). With n > 1, the first n usable replies.
+schema and tool checks; `gateway.serving.rank.usable`). With n > 1, the first n usable replies.
 When none is usable, the best ranked reply that says something is returned, as best_of would.
 
 A streaming client of a plain request gets the live race: every miner streams at once, and
@@ -18,15 +18,17 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from gateway.errors import error_body
-from gateway.serving.candidates import MAX_RANK_CHARS
-from gateway.serving.pipeline import Result, Settler, best_indexes, usable
+from gateway.serving.candidates import judged
 from gateway.serving.plan import Plan
-from gateway.serving.replay import chunk_object, replay
+from gateway.serving.rank import best_indexes, usable
+from gateway.serving.replay import replay
 from gateway.serving.responses import SSE_DONE, sse_event
-from gateway.serving.strategies.base import LiveStream, deadline, fan_out, kept_alive
-from ranking.base import Candidate
+from gateway.serving.result import Result
+from gateway.serving.strategies.base import LiveStream, Stages, kept_alive
+from gateway.serving.strategies.fanout import deadline, fan_out
 from ranking.filters import cheap_reasons
-from router.miner_client import MinerClient, Reply
+from router.miner_client import MinerCalls, Reply
+from router.wire import InvalidReply, StreamAnswer, chunk_object
 
 DONE = None
 # A live stream is judged once it has said this much: enough for refusal boilerplate
@@ -37,14 +39,14 @@ COMMIT_CHARS = 64
 class Race:
     """The first usable reply wins; the others are settled once they are in."""
 
-    def __init__(self, client: MinerClient, settler: Settler) -> None:
+    def __init__(self, client: MinerCalls, stages: Stages) -> None:
         self.client = client
-        self.settler = settler
+        self.stages = stages
 
     async def serve(self, plan: Plan) -> Result | LiveStream:
         """The first usable reply(s) (a live stream for plain streaming requests); 502/504."""
         if plan.live:
-            return await LiveRace(self.client, self.settler, plan).start()
+            return await LiveRace(self.client, self.stages, plan).start()
         return await kept_alive(plan, self._first(plan))
 
     async def _first(self, plan: Plan) -> Result:
@@ -59,38 +61,39 @@ class Race:
                     if len(chosen) == plan.n:
                         break
         except asyncio.CancelledError:  # the client left: what was in still counts
-            self.settler.settle_abandoned(plan, tasks)
+            self.stages.settler.settle_abandoned(plan, tasks)
             raise
         if not chosen:
-            return await best_of_the_rest(self.settler, plan, [t.result() for t in tasks], started)
-        result = self.settler.early_result(plan, chosen[0], tasks, started, chosen)
-        self.settler.settle_later(plan, tasks, chosen[0])
+            return await best_of_the_rest(self.stages, plan, [t.result() for t in tasks], started)
+        result = self.stages.results.early(plan, chosen[0], tasks, started, chosen)
+        self.stages.settler.settle_later(plan, tasks, chosen[0])
         return result
 
 
 async def best_of_the_rest(
-    settler: Settler, plan: Plan, replies: list[Reply], started: float
+    stages: Stages, plan: Plan, replies: list[Reply], started: float
 ) -> Result:
     """No reply passed the cheap filters: the best ranked that says something; else 502/504."""
-    ranking = await settler.rank(plan, replies)
+    ranking = await stages.judge.rank(plan, replies)
     speaking = [
         replies[i]
         for i in best_indexes(ranking.rewards, replies, len(replies))
         if replies[i].text.strip()
     ][: plan.n]
     if not speaking:
-        raise await settler.failed(plan, replies)
-    result = settler.result(plan, speaking[0], replies, ranking, started, speaking)
-    settler.settle(plan, replies, ranking, speaking[0])
+        raise await stages.settler.failed(plan, replies)
+    result = stages.results.ranked(plan, speaking[0], replies, ranking, started, speaking)
+    stages.settler.settle(plan, replies, ranking, speaking[0])
     return result
 
 
 class LiveRace:
     """Streams from every miner at once and forwards the first that passes the cheap filters."""
 
-    def __init__(self, client: MinerClient, settler: Settler, plan: Plan) -> None:
+    def __init__(self, client: MinerCalls, stages: Stages, plan: Plan) -> None:
         self.client = client
-        self.settler = settler
+        self.stages = stages
+        self.settler = stages.settler
         self.plan = plan
         self.events: asyncio.Queue[tuple[int, dict[str, Any] | None]] = asyncio.Queue()
         self.buffered: dict[int, list[dict[str, Any]]] = {}
@@ -98,7 +101,7 @@ class LiveRace:
         self.started = time.perf_counter()
         self.winner_finished = False
         self.first_text: dict[int, float] = {}
-        self.said: dict[int, str] = {}
+        self.heard: dict[int, StreamAnswer] = {}
 
     async def _stream_one(self, index: int, until: float) -> Reply:
         neuron = self.plan.candidates[index]
@@ -123,14 +126,16 @@ class LiveRace:
 
     def _passes_so_far(self, uid: int, chunk: dict[str, Any]) -> bool:
         """Whether this stream, with this chunk, has said enough, and nothing a race refuses."""
-        before = self.said.get(uid, "")
-        if len(before) >= COMMIT_CHARS:
+        heard = self.heard.setdefault(uid, StreamAnswer(self.plan.kind))
+        if heard.size >= COMMIT_CHARS:
             return False  # judged once, when it first said enough; now only when it ends
-        said = before + _text(chunk)
-        self.said[uid] = said
-        if len(said) < COMMIT_CHARS:
+        try:
+            heard.add(chunk)
+        except InvalidReply:
+            return False  # the miner client ends this stream as invalid
+        if heard.size < COMMIT_CHARS:
             return False
-        return not cheap_reasons(self.plan.prompt, Candidate(uid, said[:MAX_RANK_CHARS]))
+        return not cheap_reasons(self.plan.prompt, judged(uid, heard.answer))
 
     async def _first(self) -> tuple[int, list[dict[str, Any]]] | Result:
         until = deadline(self.plan)
@@ -157,7 +162,7 @@ class LiveRace:
             self.settler.settle_abandoned(self.plan, list(self.tasks.values()))
             raise
         replies = [t.result() for t in self.tasks.values()]
-        return await best_of_the_rest(self.settler, self.plan, replies, self.started)
+        return await best_of_the_rest(self.stages, self.plan, replies, self.started)
 
     async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncGenerator[bytes, None]:
         """The winner's chunks as they come; its last one carries the `bitgate` block."""
@@ -180,7 +185,7 @@ class LiveRace:
                 if event is not None:
                     yield event
             reply = await self.tasks[uid]
-            block = self.settler.early_result(self.plan, reply, tasks, self.started).block()
+            block = self.stages.results.early(self.plan, reply, tasks, self.started).block()
             if not reply.ok:
                 # Text already sent cannot be taken back: say the stream broke, as OpenAI does.
                 message = f"The chosen miner's stream broke off ({reply.status}: {reply.error})."
@@ -236,20 +241,3 @@ class LiveRace:
             "model": self.plan.pool.name,
             "choices": [choice],
         }
-
-
-def _text(chunk: dict[str, Any]) -> str:
-    """The text a stream chunk adds (a tool call counts as its arguments)."""
-    parts: list[str] = []
-    for choice in chunk.get("choices") or ():
-        if not isinstance(choice, dict):
-            continue
-        delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-        if isinstance(text, str):
-            parts.append(text)
-        for call in (delta.get("tool_calls") if isinstance(delta, dict) else None) or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                parts.append(function["arguments"])
-    return "".join(parts)

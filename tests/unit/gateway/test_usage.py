@@ -11,13 +11,17 @@ from gateway.door.usage import UsageLedger, fanout_tokens, reply_tokens
 from gateway.runtime.metrics import Metrics
 from router.metagraph import Axon, Neuron
 from router.miner_client import Reply
+from router.wire import Answer, usage_of
 from tests.support import free_port
 
 NEURON = Neuron(uid=3, hotkey="hk3", axon=Axon(ip="127.0.0.1", port=9100))
 
 
 def reply(status: Any = "ok", text: str = "", **fields: Any) -> Reply:
-    return Reply(NEURON, status, 10.0, text=text, **fields)
+    """A reply whose answer is read from its body or chunks as the miner client reads them."""
+    sources = [fields.get("body"), *reversed(fields.get("chunks", []))]
+    usage = next((u for u in map(usage_of, sources) if u is not None), None)
+    return Reply(NEURON, status, 10.0, Answer(text, usage=usage), **fields)
 
 
 def test_reported_usage_is_taken_as_is_from_a_body_or_a_stream() -> None:

@@ -11,14 +11,26 @@ from typing import Any
 from gateway.config import PoolConfig
 from gateway.runtime.metrics import Metrics
 from gateway.runtime.pools import Pool
-from gateway.serving.pipeline import Settler
 from gateway.serving.plan import Plan
+from gateway.serving.rank import Judge
+from gateway.serving.result import Results
+from gateway.serving.settle import Settler
+from gateway.serving.strategies.base import Stages
 from ranking.base import Candidate, Prompt, Ranking
 from router.metagraph import Axon, FileMetagraphSource, Metagraph, Neuron
-from router.miner_client import ChunkSink, Headers, Kind, Reply
+from router.miner_client import (
+    JSON_REQUEST_HEADERS,
+    STREAM_REQUEST_HEADERS,
+    ChunkSink,
+    Headers,
+    Kind,
+    MinerCalls,
+    Reply,
+)
 from router.scores import Scoreboard
 from router.stats import MinerStats, ScorePolicy, Status
 from router.store import MemoryStore
+from router.wire import StreamAnswer, answer_of
 
 POOL = "sim"
 
@@ -50,6 +62,11 @@ def chunk(piece: str, model: str = "miner-model") -> dict[str, Any]:
     }
 
 
+def closing() -> dict[str, Any]:
+    """The last chunk of a chat stream: no content, `finish_reason` stop."""
+    return {**chunk(""), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+
 @dataclass
 class FakeMiners:
     """A MinerClient in process: each uid follows its script; cancelled calls are noted."""
@@ -64,7 +81,7 @@ class FakeMiners:
         kind: Kind,
         body: bytes,
         deadline: float,
-        headers: Headers | None = None,
+        headers: Headers = JSON_REQUEST_HEADERS,
     ) -> Reply:
         """One non-streaming call."""
         script = self.scripts[neuron.uid]
@@ -79,7 +96,7 @@ class FakeMiners:
             "model": "miner-model",
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         }
-        return Reply(neuron, "ok", script.latency_ms, text, "stop", body_out)
+        return Reply(neuron, "ok", script.latency_ms, answer_of(body_out, kind), body_out)
 
     async def stream(
         self,
@@ -88,7 +105,7 @@ class FakeMiners:
         body: bytes,
         deadline: float,
         sink: ChunkSink | None = None,
-        headers: Headers | None = None,
+        headers: Headers = STREAM_REQUEST_HEADERS,
     ) -> Reply:
         """One streaming call; chunks go to `sink` as they are made."""
         script = self.scripts[neuron.uid]
@@ -102,8 +119,10 @@ class FakeMiners:
         if script.status != "ok":
             error = f"fake {script.status}"
             return Reply(neuron, script.status, script.latency_ms, error=error, chunks=sent)
-        text = "".join(script.pieces)
-        return Reply(neuron, "ok", script.latency_ms, text, "stop", chunks=sent)
+        heard = StreamAnswer(kind)
+        for sent_chunk in [*sent, closing()]:
+            heard.add(sent_chunk)
+        return Reply(neuron, "ok", script.latency_ms, heard.answer, chunks=sent)
 
     async def _wait(self, neuron: Neuron, event: asyncio.Event | None) -> None:
         try:
@@ -163,22 +182,25 @@ def plan(
     )
 
 
-def settler() -> Settler:
-    """A settler over an in-memory scoreboard; its fallback ranker is a table."""
+def stages() -> Stages:
+    """The real stages over an in-memory scoreboard; the fallback ranker is a table."""
+    metrics = Metrics()
+    judge = Judge(metrics, TextRanker(name="fallback"))
     board = Scoreboard(MemoryStore(), ScorePolicy())
-    return Settler(board, Metrics(), TextRanker(name="fallback"))
+    return Stages(judge, Results(metrics), Settler(board, metrics, judge))
 
 
-def stats(settled: Settler) -> dict[int, MinerStats]:
+def stats(settled: Stages) -> dict[int, MinerStats]:
     """What the scoreboard learned of each miner."""
-    return dict(settled.scoreboard.stats(POOL))
+    return dict(settled.settler.scoreboard.stats(POOL))
 
 
-async def drain(settled: Settler) -> None:
+async def drain(settled: Stages) -> None:
     """Wait until every background settle task has finished."""
+    tasks = settled.settler.settling
     async with asyncio.timeout(10):
-        while settled.settling:
-            await asyncio.gather(*settled.settling, return_exceptions=True)
+        while tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def until(done: Callable[[], bool]) -> None:
@@ -188,3 +210,8 @@ async def until(done: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the condition never held")
+
+
+def _checked(miners: FakeMiners) -> MinerCalls:
+    """mypy checks here that the fake has the real client's calls."""
+    return miners

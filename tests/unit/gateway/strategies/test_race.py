@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway.errors import AllMinersFailed, DeadlinePassed
-from gateway.serving.pipeline import Result
+from gateway.serving.result import Result
 from gateway.serving.strategies.base import LiveStream
 from gateway.serving.strategies.race import Race
 from tests.unit.gateway.strategies.fakes import (
@@ -18,7 +18,7 @@ from tests.unit.gateway.strategies.fakes import (
     Script,
     drain,
     plan,
-    settler,
+    stages,
     stats,
     until,
 )
@@ -27,7 +27,7 @@ from tests.unit.gateway.strategies.fakes import (
 async def test_the_first_usable_reply_wins_and_the_others_settle_later() -> None:
     slow = asyncio.Event()
     miners = FakeMiners({0: Script(["Paris, slowly."], gate=slow), 1: Script([" "]), 2: Script()})
-    settled = settler()
+    settled = stages()
     result = await Race(miners, settled).serve(plan("race", [0, 1, 2]))
     assert isinstance(result, Result)
     assert result.winner.neuron.uid == 2  # uid 1 answered first, but blank
@@ -43,7 +43,7 @@ async def test_the_first_usable_reply_wins_and_the_others_settle_later() -> None
 
 async def test_no_usable_reply_is_a_502_and_is_settled() -> None:
     miners = FakeMiners({0: Script(status="error"), 1: Script([""])})
-    settled = settler()
+    settled = stages()
     with pytest.raises(AllMinersFailed):
         await Race(miners, settled).serve(plan("race", [0, 1]))
     assert {uid: s.requests for uid, s in stats(settled).items()} == {0: 1, 1: 1}
@@ -52,13 +52,13 @@ async def test_no_usable_reply_is_a_502_and_is_settled() -> None:
 async def test_every_miner_timing_out_is_a_504() -> None:
     miners = FakeMiners({0: Script(status="timeout"), 1: Script(status="timeout")})
     with pytest.raises(DeadlinePassed):
-        await Race(miners, settler()).serve(plan("race", [0, 1]))
+        await Race(miners, stages()).serve(plan("race", [0, 1]))
 
 
 async def test_a_cancelled_race_cancels_its_miner_calls() -> None:
     never = asyncio.Event()
     miners = FakeMiners({0: Script(gate=never), 1: Script(gate=never)})
-    serving = asyncio.ensure_future(Race(miners, settler()).serve(plan("race", [0, 1])))
+    serving = asyncio.ensure_future(Race(miners, stages()).serve(plan("race", [0, 1])))
     await until(lambda: len(miners.waiting) == 2)
     serving.cancel()
     await asyncio.gather(serving, return_exceptions=True)
@@ -86,7 +86,7 @@ async def live(miners: FakeMiners, uids: list[int], settled: Any) -> LiveStream:
 async def test_the_live_stream_forwards_the_winners_chunks_then_the_block_and_done() -> None:
     silent = asyncio.Event()
     miners = FakeMiners({0: Script(["Par", "is", "."]), 1: Script(["Lyon"], gate=silent)})
-    settled = settler()
+    settled = stages()
     stream = await live(miners, [0, 1], settled)
     assert stream.headers["x-bitgate-miner-uid"] == "0"
     sent = events([event async for event in stream.events])
@@ -105,7 +105,7 @@ async def test_the_live_stream_forwards_the_winners_chunks_then_the_block_and_do
 async def test_a_winner_whose_stream_breaks_ends_with_an_openai_error_event() -> None:
     opening = "Paris is the capital of France, and has been for most of its history; "
     miners = FakeMiners({0: Script([opening, "it"], status="error")})
-    settled = settler()
+    settled = stages()
     stream = await live(miners, [0], settled)
     sent = events([event async for event in stream.events])
     assert "[DONE]" not in sent
@@ -124,7 +124,7 @@ async def test_a_winner_whose_stream_breaks_ends_with_an_openai_error_event() ->
 
 async def test_a_live_race_where_no_miner_speaks_is_an_error_and_is_settled() -> None:
     miners = FakeMiners({0: Script(status="timeout", pieces=()), 1: Script([" "])})
-    settled = settler()
+    settled = stages()
     with pytest.raises(AllMinersFailed):
         await live(miners, [0, 1], settled)
     assert {uid: s.requests for uid, s in stats(settled).items()} == {0: 1, 1: 1}
@@ -133,7 +133,7 @@ async def test_a_live_race_where_no_miner_speaks_is_an_error_and_is_settled() ->
 async def test_a_client_leaving_before_anyone_speaks_cancels_the_miner_streams() -> None:
     never = asyncio.Event()
     miners = FakeMiners({0: Script(gate=never), 1: Script(gate=never)})
-    serving = asyncio.ensure_future(live(miners, [0, 1], settler()))
+    serving = asyncio.ensure_future(live(miners, [0, 1], stages()))
     await until(lambda: len(miners.waiting) == 2)
     serving.cancel()
     await asyncio.gather(serving, return_exceptions=True)
@@ -145,7 +145,7 @@ async def test_a_client_leaving_mid_stream_cancels_the_miner_streams() -> None:
     never = asyncio.Event()
     opening = "Paris is the capital of France, and has been for most of its history; "
     miners = FakeMiners({0: Script([opening, "more"], hold=never), 1: Script(gate=never)})
-    stream = await live(miners, [0, 1], settler())
+    stream = await live(miners, [0, 1], stages())
     events = stream.events
     first = await anext(events)
     assert b"Paris is the capital" in first
@@ -166,7 +166,7 @@ async def test_a_client_leaving_mid_stream_still_settles_the_replies_already_in(
             2: Script(status="error", pieces=()),  # fails at once, before 0 speaks
         }
     )
-    settled = settler()
+    settled = stages()
     stream = await live(miners, [0, 1, 2], settled)
     await anext(stream.events)
     await stream.events.aclose()
@@ -179,7 +179,7 @@ async def test_a_client_leaving_mid_stream_still_settles_the_replies_already_in(
 async def test_a_client_leaving_a_race_still_settles_the_replies_already_in() -> None:
     never = asyncio.Event()
     miners = FakeMiners({0: Script(gate=never), 1: Script(status="invalid")})
-    settled = settler()
+    settled = stages()
     serving = asyncio.ensure_future(Race(miners, settled).serve(plan("race", [0, 1])))
     await until(lambda: len(miners.waiting) == 1)
     serving.cancel()

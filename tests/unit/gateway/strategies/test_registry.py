@@ -6,9 +6,9 @@ import asyncio
 from typing import get_args
 
 from gateway.protocol import Strategy
-from gateway.serving.pipeline import Result
-from gateway.serving.strategies import STRATEGIES, Strategies
-from tests.unit.gateway.strategies.fakes import FakeMiners, Script, drain, plan, settler
+from gateway.serving.result import Result
+from gateway.serving.strategies.registry import STRATEGIES, Strategies
+from tests.unit.gateway.strategies.fakes import FakeMiners, Script, drain, plan, stages
 
 
 def test_every_strategy_a_request_may_name_is_registered() -> None:
@@ -18,7 +18,7 @@ def test_every_strategy_a_request_may_name_is_registered() -> None:
 async def test_serve_hands_the_plan_to_the_strategy_it_names() -> None:
     late = asyncio.Event()
     miners = FakeMiners({0: Script(["Paris."]), 1: Script(["Paris!"], gate=late)})
-    settled = settler()
+    settled = stages()
     strategies = Strategies(miners, settled)  # type: ignore[arg-type]
     raced = await strategies.serve(plan("race", [0, 1]))
     assert isinstance(raced, Result)

@@ -8,15 +8,15 @@ from typing import Any
 
 import orjson
 
-from gateway.serving.pipeline import Result
 from gateway.serving.plan import Plan
 from gateway.serving.responses import SSE_KEEPALIVE
+from gateway.serving.result import Result
 from gateway.serving.strategies.base import LiveStream
 from gateway.serving.strategies.best_of import BestOf
 from gateway.serving.strategies.race import Race
 from ranking.base import Prompt
 from ranking.constraints import constraints_of
-from tests.unit.gateway.strategies.fakes import FakeMiners, Script, TextRanker, plan, settler
+from tests.unit.gateway.strategies.fakes import FakeMiners, Script, TextRanker, plan, stages
 
 REFUSAL = "I'm sorry, but I can't help with that."
 ANSWER = "Paris is the capital of France and its largest city, on the Seine."
@@ -56,9 +56,7 @@ async def test_best_of_with_n_returns_the_top_n_distinct_replies() -> None:
         {0: Script(["Paris."]), 1: Script(["Paris."]), 2: Script(["Lyon."]), 3: Script(["meh"])}
     )
     ranker = TextRanker({"Paris.": 0.9, "Lyon.": 0.5, "meh": 0.3})
-    result = await BestOf(miners, settler()).serve(
-        with_(plan("best_of", [0, 1, 2, 3], ranker), n=2)
-    )
+    result = await BestOf(miners, stages()).serve(with_(plan("best_of", [0, 1, 2, 3], ranker), n=2))
     assert isinstance(result, Result)
     block = result.block()
     assert [c["uid"] for c in block["choices"]] == [0, 2]  # uid 1 says what uid 0 said
@@ -68,7 +66,7 @@ async def test_best_of_with_n_returns_the_top_n_distinct_replies() -> None:
 async def test_a_slow_best_of_stream_keeps_alive_then_replays() -> None:
     gate = asyncio.Event()
     miners = FakeMiners({0: Script(["Paris."], gate=gate)})
-    served = await BestOf(miners, settler()).serve(
+    served = await BestOf(miners, stages()).serve(
         with_(plan("best_of", [0], stream=True), keepalive_s=0.01)
     )
     assert isinstance(served, LiveStream)
@@ -85,7 +83,7 @@ async def test_a_slow_best_of_stream_keeps_alive_then_replays() -> None:
 async def test_a_failure_after_the_keep_alive_started_is_an_error_event() -> None:
     gate = asyncio.Event()
     miners = FakeMiners({0: Script(status="error", gate=gate)})
-    served = await BestOf(miners, settler()).serve(
+    served = await BestOf(miners, stages()).serve(
         with_(plan("best_of", [0], stream=True), keepalive_s=0.01)
     )
     assert isinstance(served, LiveStream)
@@ -98,20 +96,20 @@ async def test_a_failure_after_the_keep_alive_started_is_an_error_event() -> Non
 
 async def test_a_fast_best_of_stream_is_a_result_so_errors_keep_their_status() -> None:
     miners = FakeMiners({0: Script(["Paris."])})
-    served = await BestOf(miners, settler()).serve(plan("best_of", [0], stream=True))
+    served = await BestOf(miners, stages()).serve(plan("best_of", [0], stream=True))
     assert isinstance(served, Result)
 
 
 async def test_race_passes_over_a_refusal() -> None:
     slow = Script([ANSWER], latency_ms=50.0)
     miners = FakeMiners({0: Script([REFUSAL]), 1: slow})
-    result = await Race(miners, settler()).serve(plan("race", [0, 1]))
+    result = await Race(miners, stages()).serve(plan("race", [0, 1]))
     assert isinstance(result, Result) and result.winner.neuron.uid == 1
 
 
 async def test_race_passes_over_prose_when_json_was_asked() -> None:
     miners = FakeMiners({0: Script([ANSWER]), 1: Script(['{"capital": "Paris"}'])})
-    served = await Race(miners, settler()).serve(asking(plan("race", [0, 1]), **JSON_FORMAT))
+    served = await Race(miners, stages()).serve(asking(plan("race", [0, 1]), **JSON_FORMAT))
     assert isinstance(served, Result) and served.winner.neuron.uid == 1
 
 
@@ -125,7 +123,7 @@ async def test_race_with_n_returns_the_first_n_usable() -> None:
             3: Script(gate=gate),
         }
     )
-    result = await Race(miners, settler()).serve(with_(plan("race", [0, 1, 2, 3]), n=2))
+    result = await Race(miners, stages()).serve(with_(plan("race", [0, 1, 2, 3]), n=2))
     assert isinstance(result, Result)
     assert [c["uid"] for c in result.block()["choices"]] == [1, 2]
     gate.set()
@@ -134,13 +132,13 @@ async def test_race_with_n_returns_the_first_n_usable() -> None:
 async def test_race_with_nothing_usable_returns_the_best_of_the_rest() -> None:
     miners = FakeMiners({0: Script([REFUSAL]), 1: Script(["   "])})
     ranker = TextRanker({REFUSAL: 0.2})
-    result = await Race(miners, settler()).serve(plan("race", [0, 1], ranker))
+    result = await Race(miners, stages()).serve(plan("race", [0, 1], ranker))
     assert isinstance(result, Result) and result.winner.neuron.uid == 0
 
 
 async def test_a_live_race_does_not_forward_a_refusal() -> None:
     miners = FakeMiners({0: Script([REFUSAL]), 1: Script([ANSWER], latency_ms=30.0)})
-    served = await Race(miners, settler()).serve(plan("race", [0, 1], stream=True))
+    served = await Race(miners, stages()).serve(plan("race", [0, 1], stream=True))
     assert isinstance(served, LiveStream)
     assert served.headers["x-bitgate-miner-uid"] == "1"
     sent = payloads(await collect(served))
@@ -150,7 +148,7 @@ async def test_a_live_race_does_not_forward_a_refusal() -> None:
 
 async def test_a_live_race_ends_on_a_finish_chunk_without_an_unasked_usage_chunk() -> None:
     miners = FakeMiners({0: Script([ANSWER])})
-    served = await Race(miners, settler()).serve(plan("race", [0], stream=True))
+    served = await Race(miners, stages()).serve(plan("race", [0], stream=True))
     assert isinstance(served, LiveStream)
     sent = payloads(await collect(served))
     assert sent[-1] == b"[DONE]"
@@ -162,5 +160,5 @@ async def test_a_live_race_ends_on_a_finish_chunk_without_an_unasked_usage_chunk
 async def test_a_race_asked_for_json_waits_for_whole_replies() -> None:
     miners = FakeMiners({0: Script([ANSWER]), 1: Script(['{"capital": "Paris"}'])})
     base = asking(plan("race", [0, 1], stream=True), **JSON_FORMAT)
-    served = await Race(miners, settler()).serve(with_(base, live=False))
+    served = await Race(miners, stages()).serve(with_(base, live=False))
     assert isinstance(served, Result) and served.winner.neuron.uid == 1
