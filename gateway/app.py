@@ -37,7 +37,6 @@ from router.backpressure import Backpressure
 from router.epistula import Signer
 from router.miner_client import AddressHook, MinerClient, open_session
 from router.scores import Scoreboard
-from router.stats import ScorePolicy
 from router.store import StateStore, open_store
 from router.subnet.loops import run_epochs, watch_chain, watch_metagraphs
 
@@ -70,8 +69,8 @@ def build_rankers(
 
 def wants_minilm(settings: Settings) -> bool:
     """Whether to load the full MiniLM: as configured, else if a configured ranker uses it."""
-    if settings.embedding_model is not None:
-        return settings.embedding_model
+    if settings.ranking.embedding_model is not None:
+        return settings.ranking.embedding_model
     specs = settings.ranker_specs()
     roots = [*specs, *(c.ranker for c in settings.pool_configs())]
     return registry.depends_on(specs, roots, "embedding")
@@ -97,12 +96,8 @@ async def start_state(
     check_rankers(settings)
     signer = build_signer(settings)
     store = open_store(settings.redis_url)
-    policy = ScorePolicy(
-        alpha=settings.ema_alpha,
-        cooldown_after=settings.cooldown_after,
-        cooldown_s=settings.cooldown_s,
-    )
-    scoreboard = Scoreboard(store, policy, sync_interval_s=settings.store_sync_s)
+    scoring = settings.scoring
+    scoreboard = Scoreboard(store, scoring.policy(), sync_interval_s=scoring.store_sync_s)
     axon_policy = settings.axon_policy()
     backpressure = Backpressure()
     try:
@@ -111,8 +106,10 @@ async def start_state(
         await store.close()
         raise
     metrics = Metrics()
-    session = open_session(settings.max_connections, axon_policy, address_hook)
-    client = MinerClient(session, settings.max_reply_bytes, signer, backpressure, axon_policy)
+    session = open_session(settings.server.max_connections, axon_policy, address_hook)
+    client = MinerClient(
+        session, settings.limits.max_reply_bytes, signer, backpressure, axon_policy
+    )
     rng = random.Random(settings.seed)
     embedding = EmbeddingModel(enabled=wants_minilm(settings))
     static = StaticModel()

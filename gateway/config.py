@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -17,10 +16,26 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-from gateway.door.bounds import InputLimits
 from gateway.protocol import Strategy
+from gateway.settings import (
+    FLAT,
+    GROUPS,
+    AccessSettings,
+    ClientLimits,
+    FlatGroups,
+    RankingSettings,
+    ScoringSettings,
+    ServerSettings,
+    nest,
+    split_list,
+)
 from ranking.registry import DEFAULT_RANKER, RankerSpec
 from router.axon_policy import AxonPolicy, parse_networks
 from router.metagraph import describe_validation_error
@@ -127,7 +142,11 @@ def load_pools_file(path: Path) -> PoolsFile:
 
 
 class Settings(BaseSettings):
-    """Everything the gateway reads from flags or `BITGATE_*` environment variables."""
+    """Everything the gateway reads from flags or `BITGATE_*` environment variables.
+
+    Grouped by concern (`gateway.settings`): `server`, `limits`, `access`, `scoring`,
+    `ranking`, and each pool's `routing`; every variable keeps its flat name.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="BITGATE_", env_nested_delimiter="__", extra="ignore"
@@ -135,52 +154,13 @@ class Settings(BaseSettings):
 
     metagraph: Path | None = None
     pools: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
     redis_url: str | None = None
-    # Who may call the API: `required` (keys), `none` (open on purpose); unset: open only
-    # on a loopback bind, and `bitgate serve` refuses a public bind.
-    auth: Literal["required", "none"] | None = None
-    # Static keys, comma-separated in BITGATE_API_KEYS (a JSON list works too); stored keys
-    # come from `bitgate keys create` (Redis).
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    # How long a replica trusts what it read of a stored key (revocation reaches it by then).
-    key_cache_s: float = Field(default=2.0, gt=0, le=4)
-    # Share of a key's limits each replica enforces alone while Redis is unreachable.
-    limits_fallback_share: float = Field(default=1.0, gt=0, le=1)
-    # Put the prompt in the request log line (off: never logged).
-    log_prompts: bool = False
     # OpenTelemetry traces over OTLP (the `otel` extra); unset: on when
     # OTEL_EXPORTER_OTLP_ENDPOINT is set.
     otel: bool | None = None
     # Private networks (CIDRs, comma-separated) whose miners may be dialled; public addresses
     # always may, link-local (cloud metadata), multicast and reserved ones never.
     axon_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # What a client may send (docs/reliability.md has the memory each implies).
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    body_timeout_s: float = Field(default=15.0, gt=0, le=600)
-    # Below orjson's own limit of 254 levels, past which it cannot write a body for the miners.
-    max_json_depth: int = Field(default=128, ge=4, le=250)
-    max_json_values: int = Field(default=100_000, ge=100)
-    max_messages: int = Field(default=1024, ge=1)
-    max_prompt_chars: int = Field(default=1_000_000, ge=1)
-    # Per miner reply, on the wire. Read, a JSON reply holds about its size; a stream about
-    # 4.5x (parsed chunks): 2 MiB ≈ 10k streamed tokens, ≈ 9 MiB held per streaming
-    # candidate (python -m load.bench.reply_memory).
-    max_reply_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    max_connections: int = Field(default=4096, ge=10)
-    max_inflight: int = Field(default=2048, ge=1)
-    # uvicorn's limits (gateway/runtime/server.py);
-    # unset limit_concurrency: 1.5 × max_inflight + 64.
-    limit_concurrency: int | None = Field(default=None, ge=1)
-    backlog: int = Field(default=2048, ge=1)
-    keep_alive_s: int = Field(default=5, ge=1, le=300)
-    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
-    routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
-    ema_alpha: float = Field(default=0.1, gt=0, le=1)
-    cooldown_after: int = Field(default=3, ge=1)
-    cooldown_s: float = Field(default=30.0, ge=0)
-    store_sync_s: float = Field(default=1.0, gt=0)
     metagraph_poll_s: float = Field(default=2.0, gt=0)
     # A best_of stream sends an SSE comment this often while it waits for the miners, so
     # proxies and clients with idle timeouts keep the connection.
@@ -189,24 +169,40 @@ class Settings(BaseSettings):
     # The validator hotkey that signs miner requests (Epistula v2); unset: requests go unsigned.
     hotkey_file: Path | None = None
     hotkey_mnemonic: SecretStr | None = None
-    # Ranker definitions (JSON in BITGATE_RANKERS); a pools file's `rankers:` add to them.
-    rankers: dict[str, RankerSpec] = Field(default_factory=dict)
-    # Load the full MiniLM model in the background (off: `embedding` rankers use heuristic);
-    # unset: only when a pool's ranker or a ranker definition uses `embedding`.
-    embedding_model: bool | None = None
-    # Ready even when a pool's default ranker cannot rank (a stand-in ranks, and says so).
-    allow_degraded_ranker: bool = False
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: ClientLimits = Field(default_factory=ClientLimits)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
+    routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     _pools_read: PoolsFile | None = PrivateAttr(default=None)
 
-    @field_validator("api_keys", "axon_allow", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [key.strip() for key in text.split(",") if key.strip()]
-        return value
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then the flat `BITGATE_<NAME>` of grouped fields, then the rest."""
+        flat = FlatGroups(settings_cls, "BITGATE_")
+        return init_settings, flat, env_settings, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest(cls, values: Any) -> Any:
+        return nest(values)
+
+    @classmethod
+    def variables(cls) -> set[str]:
+        """Every `BITGATE_*` variable read: flat names (grouped ones too), `ROUTING__*`."""
+        names = {n for n in cls.model_fields if n not in GROUPS} | set(FLAT)
+        names |= {f"routing__{n}" for n in RoutingDefaults.model_fields}
+        return {f"BITGATE_{n}".upper() for n in names if n != "routing"}
+
+    _split = field_validator("axon_allow", mode="before")(split_list)
 
     @field_validator("axon_allow")
     @classmethod
@@ -233,15 +229,9 @@ class Settings(BaseSettings):
             self._pools_read = load_pools_file(self.pools)
         return self._pools_read
 
-    def input_limits(self) -> InputLimits:
-        """The bounds on a client's JSON, messages and prompt text."""
-        return InputLimits(
-            self.max_json_depth, self.max_json_values, self.max_messages, self.max_prompt_chars
-        )
-
     def ranker_specs(self) -> dict[str, RankerSpec]:
         """Ranker definitions: `BITGATE_RANKERS`, then the pools file's `rankers:`."""
-        specs = dict(self.rankers)
+        specs = dict(self.ranking.rankers)
         if self.pools is not None:
             specs.update(self._pools_file().rankers)
         return specs

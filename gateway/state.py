@@ -59,7 +59,7 @@ class GatewayState:
     def admit(self) -> None:
         """Take an in-flight slot, or 429 when requests and background races fill them."""
         busy = self.busy()
-        if busy >= self.settings.max_inflight:
+        if busy >= self.settings.server.max_inflight:
             raise RateLimited(
                 f"The gateway is serving {busy} requests, its limit; retry shortly.",
                 headers={"Retry-After": "1"},
@@ -104,7 +104,7 @@ class GatewayState:
         return {
             "inflight": self.inflight,
             "settling": len(self.settler.settling),
-            "max_inflight": self.settings.max_inflight,
+            "max_inflight": self.settings.server.max_inflight,
             "asyncio_tasks": len(asyncio.all_tasks()),
         }
 
@@ -122,7 +122,7 @@ class GatewayState:
         dead = self.supervisor.down()
         defaults = [c.ranker for c in self.settings.pool_configs()]
         rankers_ok, rankers = rankers_report(
-            self.planner.rankers, defaults, self.settings.allow_degraded_ranker
+            self.planner.rankers, defaults, self.settings.ranking.allow_degraded_ranker
         )
         return {
             "ready": all(p["neurons"] > 0 for p in pools.values()) and not dead and rankers_ok,

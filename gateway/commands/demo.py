@@ -14,6 +14,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import RoutingDefaults, Settings
+from gateway.settings import ServerSettings
 from miners.sim.pool import start_pool
 from miners.sim.profiles import build_mix
 from router.axon_policy import LOOPBACK
@@ -25,7 +26,7 @@ DEMO_MINERS = 8
 
 def register(parser: argparse.ArgumentParser) -> None:
     """`bitgate demo` flags."""
-    port = Settings.model_fields["port"].default
+    port = ServerSettings.model_fields["port"].default
     parser.add_argument("--port", type=int, default=port, help="gateway port")
     parser.add_argument("--miners", type=int, default=DEMO_MINERS, help="sim miners")
     parser.set_defaults(run=lambda args: run_demo(port=args.port, miners=args.miners))
@@ -56,10 +57,15 @@ async def _demo(port: int, miners: int, workdir: Path) -> None:
         # The demo pool has a slow miner (lognormal tail); a short deadline keeps answers snappy.
         routing = RoutingDefaults(timeout_s=DEMO_DEADLINE_S)
         # The simulated miners listen on loopback, which the axon policy refuses by default.
-        settings = Settings(metagraph=metagraph, port=port, routing=routing, axon_allow=[LOOPBACK])
+        settings = Settings(
+            metagraph=metagraph,
+            server=ServerSettings(port=port),
+            routing=routing,
+            axon_allow=[LOOPBACK],
+        )
         config = uvicorn.Config(
             create_app(settings),
-            host=settings.host,
+            host=settings.server.host,
             port=port,
             access_log=False,
             log_level="warning",
@@ -73,7 +79,7 @@ async def _demo(port: int, miners: int, workdir: Path) -> None:
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
             await asyncio.sleep(0.05)
         if server.started:
-            print(usage(f"http://{settings.host}:{port}"), flush=True)
+            print(usage(f"http://{settings.server.host}:{port}"), flush=True)
         await serving
     finally:
         await pool.stop()

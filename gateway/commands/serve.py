@@ -6,18 +6,19 @@ import argparse
 import logging
 import sys
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from gateway.config import ConfigError, RoutingDefaults, Settings
+from gateway.settings import ServerSettings
 from router.metagraph import MetagraphError, describe_validation_error, load_metagraph
 
 ROUTING_FLAGS = ("top_k", "sample", "strategy", "ranker", "timeout_s", "explore", "miner_model")
 SETTINGS_FLAGS = ("metagraph", "pools", "host", "port", "redis_url", "seed", "axon_allow")
 
 
-def default(field: str, model: type[Settings] | type[RoutingDefaults] = Settings) -> object:
-    """A setting's default, for help strings: the value is said once, in `Settings`."""
+def default(field: str, model: type[BaseModel] = ServerSettings) -> object:
+    """A setting's default, for help strings: the value is said once, in its group."""
     return model.model_fields[field].default
 
 

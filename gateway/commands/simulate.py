@@ -25,6 +25,7 @@ from gateway.app import start_state, stop_state
 from gateway.config import RoutingDefaults, Settings
 from gateway.errors import GatewayError
 from gateway.protocol import ChatCompletionRequest
+from gateway.settings import RankingSettings
 from gateway.state import GatewayState
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import MinerProfile, fill
@@ -151,7 +152,7 @@ async def _run(
                 redis_url=None,
                 routing=routing,
                 seed=config.seed + i,
-                embedding_model=False,
+                ranking=RankingSettings(embedding_model=False),
                 axon_allow=[LOOPBACK],
             )
             states.append(await start_state(settings))

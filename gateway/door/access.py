@@ -82,13 +82,15 @@ async def open_access(settings: Settings, metrics: Metrics) -> Access:
             socket_connect_timeout=REDIS_TIMEOUT_S,
         )
     store = KeyStore(redis) if redis is not None else None
-    keyring = KeyRing(settings.api_keys, store, settings.key_cache_s, auth_required(settings))
+    keyring = KeyRing(
+        settings.access.api_keys, store, settings.access.key_cache_s, auth_required(settings)
+    )
     lease_ttl_s = settings.routing.max_timeout_s + LEASE_MARGIN_S
     access = Access(
         settings=settings,
         metrics=metrics,
         keyring=keyring,
-        limiter=Limiter(redis, settings.limits_fallback_share, lease_ttl_s),
+        limiter=Limiter(redis, settings.access.limits_fallback_share, lease_ttl_s),
         ledger=UsageLedger(redis, metrics),
         redis=redis,
     )
@@ -171,7 +173,7 @@ class AccessMiddleware:
             request_id(headers.get("x-request-id")),
             scope["method"],
             scope["path"],
-            log_prompt=access.settings.log_prompts,
+            log_prompt=access.settings.access.log_prompts,
         )
         token = CURRENT.set(record)
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", record.id.encode())]
@@ -225,7 +227,7 @@ class AccessMiddleware:
         if identity.pools is None and not identity.limited:
             record.on_settle = lambda done: access.settled(done, None)
             return receive, None
-        receive, body = await buffered(receive, access.settings.max_body_bytes)
+        receive, body = await buffered(receive, access.settings.limits.max_body_bytes)
         model, tokens = peek(body)
         if identity.pools is not None and model is not None and model not in identity.pools:
             raise ModelNotFound(

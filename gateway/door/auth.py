@@ -61,19 +61,20 @@ def is_loopback(host: str) -> bool:
 
 def auth_required(settings: Settings) -> bool:
     """`BITGATE_AUTH`, or when unset: required exactly when static keys are given."""
-    if settings.auth is not None:
-        return settings.auth == "required"
-    return bool(settings.api_keys)
+    if settings.access.auth is not None:
+        return settings.access.auth == "required"
+    return bool(settings.access.api_keys)
 
 
 def check_exposure(settings: Settings) -> None:
     """Refuse, in one line, to serve an open API on a public bind or auth with no keys."""
-    if settings.auth is None and not settings.api_keys and not is_loopback(settings.host):
+    access, host = settings.access, settings.server.host
+    if access.auth is None and not access.api_keys and not is_loopback(host):
         raise ConfigError(
-            f"refusing to serve an open API on {settings.host}: set BITGATE_AUTH=required "
+            f"refusing to serve an open API on {host}: set BITGATE_AUTH=required "
             "(keys from `bitgate keys create` or BITGATE_API_KEYS) or BITGATE_AUTH=none"
         )
-    if auth_required(settings) and not settings.api_keys and not settings.redis_url:
+    if auth_required(settings) and not settings.access.api_keys and not settings.redis_url:
         raise ConfigError(
             "BITGATE_AUTH=required but no key can exist: set BITGATE_REDIS_URL "
             "(keys from `bitgate keys create`) or BITGATE_API_KEYS"

@@ -85,9 +85,9 @@ class Admission:
                 body = await read_ahead(
                     receive,
                     Headers(scope=scope),
-                    settings.max_body_bytes,
-                    settings.body_timeout_s,
-                    settings.input_limits(),
+                    settings.limits.max_body_bytes,
+                    settings.limits.body_timeout_s,
+                    settings.limits.input,
                 )
             except GatewayError as exc:
                 await self._refuse(state, exc, scope, receive, send)

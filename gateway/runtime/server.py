@@ -103,14 +103,15 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     Past `limit_concurrency` connections (or tasks) uvicorn answers 503 before the app runs;
     the app's own in-flight limit (429) sits below it, so keep-alive connections still fit.
     """
+    server = settings.server
     return {
-        "host": settings.host,
-        "port": settings.port,
+        "host": server.host,
+        "port": server.port,
         "loop": "uvloop",
         "http": BoundedHttpTools,
         "access_log": False,
-        "limit_concurrency": settings.limit_concurrency or settings.max_inflight * 3 // 2 + 64,
-        "backlog": settings.backlog,
-        "timeout_keep_alive": settings.keep_alive_s,
-        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "limit_concurrency": server.limit_concurrency or server.max_inflight * 3 // 2 + 64,
+        "backlog": server.backlog,
+        "timeout_keep_alive": server.keep_alive_s,
+        "h11_max_incomplete_event_size": server.max_header_bytes,
     }

@@ -62,7 +62,7 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
         model = ChatCompletionRequest if kind == "chat" else CompletionRequest
         settings = state.settings
         raw, parsed = await read_request(
-            request, model, settings.max_body_bytes, settings.input_limits()
+            request, model, settings.limits.max_body_bytes, settings.limits.input
         )
         if parsed.model in state.pools:
             seen.pool = parsed.model

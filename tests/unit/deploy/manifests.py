@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from gateway.config import RoutingDefaults, Settings
+from gateway.config import Settings
 from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -23,7 +23,6 @@ K8S = ROOT / "k8s"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 PROMETHEUS_RULE = K8S / "monitoring" / "prometheusrule.yaml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "bitgate.json"
-ENV_PREFIX = "BITGATE_"
 VARIABLE = re.compile(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}")
 RULE_HEADER = """\
 # deploy/prometheus/alerts.yml as a PrometheusRule: the same groups (a test fails when they
@@ -34,9 +33,7 @@ RULE_HEADER = """\
 
 def settings_env_names() -> set[str]:
     """Every environment variable name Settings reads (nested routing fields with `__`)."""
-    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    names |= {f"{ENV_PREFIX}ROUTING__{name.upper()}" for name in RoutingDefaults.model_fields}
-    return names
+    return Settings.variables()
 
 
 class MissingVariable(KeyError):

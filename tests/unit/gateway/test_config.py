@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from gateway.commands.cli import build_parser, main
 from gateway.commands.serve import settings_from
 from gateway.config import ConfigError, Settings, load_pools_file
+from gateway.settings import FLAT
 
 
 def write_pools(tmp_path: Path, text: str) -> Path:
@@ -60,10 +61,10 @@ def test_api_keys_read_as_a_comma_list_or_json(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("BITGATE_METAGRAPH", "m.json")
     monkeypatch.setenv("BITGATE_API_KEYS", "k1, k2")
     settings = Settings()
-    assert [k.get_secret_value() for k in settings.api_keys] == ["k1", "k2"]
+    assert [k.get_secret_value() for k in settings.access.api_keys] == ["k1", "k2"]
     assert "k1" not in repr(settings) and "k1" not in str(settings.model_dump())
     monkeypatch.setenv("BITGATE_API_KEYS", '["k3"]')
-    assert [k.get_secret_value() for k in Settings().api_keys] == ["k3"]
+    assert [k.get_secret_value() for k in Settings().access.api_keys] == ["k3"]
 
 
 def test_serve_refuses_a_bad_metagraph_with_one_line(
@@ -76,3 +77,63 @@ def test_serve_refuses_a_bad_metagraph_with_one_line(
     assert main(["serve", "--metagraph", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "neurons.0.axon.port" in err
+
+
+# A value for each grouped field, different from its default, as a variable would hold it.
+FLAT_VALUES = {
+    "host": ("0.0.0.0", "0.0.0.0"),
+    "port": ("9001", 9001),
+    "max_connections": ("77", 77),
+    "max_inflight": ("33", 33),
+    "limit_concurrency": ("99", 99),
+    "backlog": ("17", 17),
+    "keep_alive_s": ("9", 9),
+    "max_header_bytes": ("4096", 4096),
+    "max_body_bytes": ("4096", 4096),
+    "body_timeout_s": ("3.5", 3.5),
+    "max_json_depth": ("16", 16),
+    "max_json_values": ("500", 500),
+    "max_messages": ("12", 12),
+    "max_prompt_chars": ("999", 999),
+    "max_reply_bytes": ("8192", 8192),
+    "auth": ("none", "none"),
+    "key_cache_s": ("1.5", 1.5),
+    "limits_fallback_share": ("0.5", 0.5),
+    "log_prompts": ("true", True),
+    "ema_alpha": ("0.3", 0.3),
+    "cooldown_after": ("5", 5),
+    "cooldown_s": ("7", 7.0),
+    "store_sync_s": ("0.25", 0.25),
+    "embedding_model": ("false", False),
+    "allow_degraded_ranker": ("true", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLAT))
+def test_every_grouped_setting_keeps_its_flat_variable_and_keyword(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = FLAT[name]
+    if name not in FLAT_VALUES:  # api_keys and rankers: their own tests
+        assert name in {"api_keys", "rankers"}
+        return
+    text, value = FLAT_VALUES[name]
+    monkeypatch.setenv(f"BITGATE_{name.upper()}", text)
+    from_env = Settings(metagraph=Path("m.json"))
+    assert getattr(getattr(from_env, group), name) == value
+    assert f"BITGATE_{name.upper()}" in Settings.variables()
+    monkeypatch.delenv(f"BITGATE_{name.upper()}")
+    from_keyword = Settings(metagraph=Path("m.json"), **{name: value})
+    assert getattr(getattr(from_keyword, group), name) == value
+    assert getattr(getattr(Settings(metagraph=Path("m.json")), group), name) != value
+
+
+def test_a_bad_grouped_value_is_refused_by_its_flat_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BITGATE_MAX_BODY_BYTES", "12")
+    with pytest.raises(ValidationError, match="max_body_bytes"):
+        Settings(metagraph=Path("m.json"))
+
+
+def test_rankers_read_as_json_from_their_flat_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BITGATE_RANKERS", '{"rm2": {"kind": "remote", "url": "http://127.0.0.1:9", "model": "m"}}')
+    assert "rm2" in Settings(metagraph=Path("m.json")).ranker_specs()
