@@ -12,13 +12,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import redis
+from fastapi.testclient import TestClient
 
+from gateway.app import create_app
+from gateway.config import Settings
 from miners.sim.profiles import MinerProfile
 from router.axon_policy import LOOPBACK
 
@@ -194,3 +198,12 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
         for line in lines
         if line and not line.startswith("#")
     ]
+
+
+@contextmanager
+def gateway(metagraph: Path | None = None, **settings: Any) -> Iterator[TestClient]:
+    """The gateway app in process, its lifespan running; `settings` by their flat names."""
+    if metagraph is not None:
+        settings["metagraph"] = metagraph
+    with TestClient(create_app(Settings(**settings))) as client:
+        yield client

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.config import Settings
 from miners.sim.profiles import QUALITIES
 from miners.sim.questions import QUESTIONS
-from tests.support import profiles
+from tests.support import gateway, profiles
 
 pytestmark = pytest.mark.integration
 Pools = Callable[..., Any]
 BAD = tuple(q for q in QUALITIES if q != "good")  # every bad kind a sim miner has
-
-
-@contextmanager
-def gateway(**settings: Any) -> Iterator[TestClient]:
-    """The gateway in process with its lifespan running."""
-    with TestClient(create_app(Settings(**settings))) as client:
-        yield client
 
 
 def wait_until_ready(client: TestClient, ranker: str, timeout: float = 60.0) -> None:

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.config import Settings
 from gateway.door.keys import KeyStore
 from gateway.door.usage import read_usage
-from tests.support import eventually, profiles
+from tests.support import eventually, gateway, profiles
 
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 Pools = Callable[..., Any]
-
-
-@contextmanager
-def gateway(metagraph: Path, **settings: Any) -> Iterator[TestClient]:
-    app = create_app(Settings(metagraph=metagraph, embedding_model=False, **settings))
-    with TestClient(app) as client:
-        yield client
 
 
 def create_key(redis_url: str, name: str, **limits: Any) -> str:
@@ -69,7 +58,9 @@ def test_stored_keys_are_required_and_refusals_are_openai_401s(
     pool: Path, clean_redis: str
 ) -> None:
     secret = create_key(clean_redis, "alice")
-    with gateway(pool, redis_url=clean_redis, auth="required") as client:
+    with gateway(
+        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
+    ) as client:
         missing = client.post("/v1/chat/completions", json=CHAT)
         unknown = client.get("/v1/models", headers=bearer("bg-unknown"))
         right = client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret))
@@ -87,7 +78,9 @@ def test_stored_keys_are_required_and_refusals_are_openai_401s(
 
 def test_a_key_over_its_limit_gets_429_with_openai_headers(pool: Path, clean_redis: str) -> None:
     secret = create_key(clean_redis, "alice", rpm=2, tpm=100_000)
-    with gateway(pool, redis_url=clean_redis, auth="required") as client:
+    with gateway(
+        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
+    ) as client:
         answers = [
             client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret)) for _ in range(3)
         ]
@@ -107,7 +100,9 @@ def test_a_key_over_its_limit_gets_429_with_openai_headers(pool: Path, clean_red
 
 def test_a_key_held_to_some_pools_cannot_use_others(pool: Path, clean_redis: str) -> None:
     secret = create_key(clean_redis, "narrow", pools=["other"])
-    with gateway(pool, redis_url=clean_redis, auth="required") as client:
+    with gateway(
+        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
+    ) as client:
         refused = client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret))
     assert refused.status_code == 404
     assert refused.json()["error"]["param"] == "model"
@@ -115,7 +110,9 @@ def test_a_key_held_to_some_pools_cannot_use_others(pool: Path, clean_redis: str
 
 def test_usage_counts_the_winner_and_every_miner_call(pool: Path, clean_redis: str) -> None:
     secret = create_key(clean_redis, "alice", tpm=100_000)
-    with gateway(pool, redis_url=clean_redis, auth="required") as client:
+    with gateway(
+        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
+    ) as client:
         body = client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret)).json()
         metrics = client.get("/metrics").text
     winner = body["usage"]["total_tokens"]

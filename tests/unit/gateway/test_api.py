@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.config import Settings
-from tests.support import profiles
+from tests.support import gateway, profiles
 
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 Pools = Callable[..., Any]
-
-
-@contextmanager
-def gateway(metagraph: Path, **settings: Any) -> Iterator[TestClient]:
-    """A gateway app over `metagraph`, lifespan running."""
-    app = create_app(Settings(metagraph=metagraph, **settings))
-    with TestClient(app) as client:
-        yield client
 
 
 def assert_error(

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.config import PoolConfig, Settings
+from gateway.config import PoolConfig
 from gateway.door.bounds import InputLimits, check_request, check_shape, json_shape
 from gateway.errors import BadRequest
 from gateway.serving.plan import miner_body
-from tests.support import profiles
+from tests.support import gateway, profiles
 
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 
@@ -98,12 +95,6 @@ def test_only_allowed_fields_reach_the_miners() -> None:
 def pool_path(sim_pool: Callable[..., Any]) -> Path:
     _, path = sim_pool(profiles("good", "good"))
     return Path(path)
-
-
-@contextmanager
-def gateway(metagraph: Path, **settings: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(metagraph=metagraph, **settings))) as client:
-        yield client
 
 
 def test_json_nested_hundreds_of_levels_is_a_400_not_a_500(pool_path: Path) -> None:

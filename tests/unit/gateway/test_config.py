@@ -135,5 +135,7 @@ def test_a_bad_grouped_value_is_refused_by_its_flat_name(monkeypatch: pytest.Mon
 
 
 def test_rankers_read_as_json_from_their_flat_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BITGATE_RANKERS", '{"rm2": {"kind": "remote", "url": "http://127.0.0.1:9", "model": "m"}}')
+    monkeypatch.setenv(
+        "BITGATE_RANKERS", '{"rm2": {"kind": "remote", "url": "http://127.0.0.1:9", "model": "m"}}'
+    )
     assert "rm2" in Settings(metagraph=Path("m.json")).ranker_specs()
