@@ -26,6 +26,8 @@ from gateway.protocol import (
 )
 from gateway.replay import document, replay
 from gateway.responses import SSE_HEADERS, JSONBytes
+from gateway.responses_api import serve_responses
+from gateway.responses_request import ResponsesRequest
 from gateway.state import GatewayState
 from gateway.strategies import LiveStream, Served, Strategies
 from router.miner_client import Kind
@@ -88,6 +90,16 @@ COMPLETION: dict[int | str, dict[str, Any]] = {
 }
 
 
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A Responses object with a `bitgate` block; with `stream`, Responses "
+        "server-sent events ending in `response.completed`, the block on its response.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **ERRORS,
+}
+
+
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
     """A JSON schema with its `#/$defs/…` references replaced by what they point at."""
     if isinstance(node, dict):
@@ -130,6 +142,12 @@ async def chat_completions(request: Request, state: State) -> Response:
 async def completions(request: Request, state: State) -> Response:
     """OpenAI text completions, answered by the best of the pool's top miners."""
     return await _serve("completion", request, state)
+
+
+@router.post("/v1/responses", responses=RESPONSES, openapi_extra=request_body(ResponsesRequest))
+async def responses(request: Request, state: State) -> Response:
+    """OpenAI Responses (stateless), served as a chat completion by the pool's best miners."""
+    return await serve_responses(request, state)
 
 
 @router.get("/v1/models", responses=shape(ModelList, 401))
