@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# apt needs root: a user who is not root installs the system packages through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium clean
 
@@ -20,19 +22,19 @@ $(STAMP): pyproject.toml
 redis-server:
 	@command -v redis-server >/dev/null || { \
 		echo "installing redis-server"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
 # promtool checks the alert rules and runs their unit tests (Debian's prometheus package).
 promtool:
 	@command -v promtool >/dev/null || { \
 		echo "installing promtool"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 # Browser tests drive the system's Chromium by its path (Playwright never downloads a browser).
 chromium:
 	@command -v chromium >/dev/null || { \
 		echo "installing chromium"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: install
 	$(VENV)/bin/ruff check .
