@@ -161,6 +161,22 @@ async def list_models(state: State) -> JSONBytes:
     return JSONBytes(models)
 
 
+@router.get("/v1/models/{model:path}", responses=shape(ModelCard, 401, 404))
+async def retrieve_model(model: str, state: State) -> JSONBytes:
+    """One pool, as an OpenAI model; 404 when no pool has that name."""
+    if model not in state.pools:
+        raise ModelNotFound(
+            f"The model '{model}' does not exist; GET /v1/models lists the pools.", param="model"
+        )
+    card: ModelCard = {
+        "id": model,
+        "object": "model",
+        "created": state.started_at,
+        "owned_by": "bitgate",
+    }
+    return JSONBytes(card)
+
+
 @router.get("/v1/pools/{pool}/miners", responses=shape(Leaderboard, 401, 404))
 async def leaderboard(pool: str, state: State) -> JSONBytes:
     """The pool's miners with their scores, success rates and latencies."""
