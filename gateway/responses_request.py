@@ -165,39 +165,49 @@ def messages_of(request: ResponsesRequest) -> list[dict[str, Any]]:
     if isinstance(request.input, str):
         return [*messages, {"role": "user", "content": request.input}]
     for i, item in enumerate(request.input):
-        param = f"input[{i}]"
-        kind = item.get("type", "message")
-        if kind == "message":
-            role = item.get("role")
-            if role not in ROLES:
-                raise BadRequest(
-                    f"role must be one of {', '.join(sorted(ROLES))}.", param=f"{param}.role"
-                )
-            content = _content(item.get("content"), f"{param}.content")
-            messages.append({"role": role, "content": content})
-        elif kind == "function_call":
-            call = _function_call(item, param)
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            output = item.get("output")
-            if not isinstance(item.get("call_id"), str) or not isinstance(output, str):
-                raise BadRequest(
-                    "function_call_output items need call_id and output as strings.", param=param
-                )
-            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": output})
-        elif kind != "reasoning":  # a model's reasoning is not sent back to a miner
-            raise BadRequest(
-                f"Input items of type '{kind}' are not supported by this stateless gateway; "
-                "send message, function_call or function_call_output items.",
-                param=f"{param}.type",
-            )
+        _add_item(messages, item, f"input[{i}]")
     if not messages:
         raise BadRequest("input holds no message.", param="input")
     return messages
+
+
+def _add_item(messages: list[dict[str, Any]], item: dict[str, Any], param: str) -> None:
+    """One input item appended to `messages` as chat spells it."""
+    kind = item.get("type", "message")
+    if kind == "message":
+        role = item.get("role")
+        if role not in ROLES:
+            raise BadRequest(
+                f"role must be one of {', '.join(sorted(ROLES))}.", param=f"{param}.role"
+            )
+        messages.append(
+            {"role": role, "content": _content(item.get("content"), f"{param}.content")}
+        )
+    elif kind == "function_call":
+        call = _function_call(item, param)
+        last = messages[-1] if messages else None
+        if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+            last["tool_calls"].append(call)
+        else:
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+    elif kind == "function_call_output":
+        if not isinstance(item.get("call_id"), str):
+            raise BadRequest("function_call_output items need a call_id.", param=f"{param}.call_id")
+        output = _content(item.get("output"), f"{param}.output")
+        messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": output})
+    elif kind == "item_reference":
+        raise BadRequest(
+            "This gateway is stateless and cannot resolve item references; send the item "
+            "itself (with the AI SDK, set providerOptions.openai.store to false).",
+            param=f"{param}.type",
+            code="unsupported_parameter",
+        )
+    elif kind != "reasoning":  # a model's reasoning is not sent back to a miner
+        raise BadRequest(
+            f"Input items of type '{kind}' are not supported by this stateless gateway; "
+            "send message, function_call or function_call_output items.",
+            param=f"{param}.type",
+        )
 
 
 def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
