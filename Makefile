@@ -36,7 +36,7 @@ chromium:
 		echo "installing chromium"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# The AI SDK (npm's `ai` and `@ai-sdk/openai`) for tests/integration/test_ai_sdk.py, from
+# The node clients (npm's `ai`, `@ai-sdk/openai`, `openai`) for test_node_clients.py, from
 # the committed lock file; node and npm from apt when missing (Node 18 or later).
 NODE_CLIENTS := tests/clients/node
 node-clients: $(NODE_CLIENTS)/node_modules/.installed

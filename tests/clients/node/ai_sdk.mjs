@@ -58,7 +58,15 @@ async function tools() {
   };
 }
 
-const scenarios = { text, object, tools };
+async function chat() {
+  // `openai.chat(model)`: the same provider over /v1/chat/completions.
+  const chatModel = openai.chat("sim");
+  const plain = await generateText({ model: chatModel, prompt: "Say hello." });
+  const streamed = streamText({ model: chatModel, prompt: "Tell me a story." });
+  return { text: plain.text, streamed: await streamed.text, finishReason: plain.finishReason };
+}
+
+const scenarios = { text, object, tools, chat };
 try {
   console.log(JSON.stringify(await scenarios[scenario]()));
 } catch (error) {

@@ -1,7 +1,8 @@
-"""The AI SDK's default OpenAI provider (`openai("model")`, which calls /v1/responses) with node.
+"""Node clients against a live gateway: the AI SDK's default OpenAI provider (`openai("model")`,
+which calls /v1/responses), its `openai.chat(...)`, and openai-node.
 
-`make node-clients` installs `ai` and `@ai-sdk/openai` from tests/clients/node's lock file;
-`make test` runs it first. Each scenario is one node process against a live gateway.
+`make node-clients` installs `ai`, `@ai-sdk/openai` and `openai` from tests/clients/node's lock
+file; `make test` runs it first. Each scenario is one node process against a live gateway.
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ NODE_DIR = Path(__file__).parents[1] / "clients" / "node"
 PARIS = {"city": "Paris", "days": 1}
 
 
-def run_scenario(sim_pool: Callable[..., Any], pool: Any, scenario: str) -> dict[str, Any]:
-    """Run one scenario of ai_sdk.mjs against a gateway over `pool`; its JSON result."""
+def run_scenario(
+    sim_pool: Callable[..., Any], pool: Any, scenario: str, script: str = "ai_sdk.mjs"
+) -> dict[str, Any]:
+    """Run one scenario of a node script against a gateway over `pool`; its JSON result."""
     node = shutil.which("node")
     if node is None or not (NODE_DIR / "node_modules" / "ai").is_dir():
-        pytest.fail("node or the AI SDK is missing: run `make node-clients`")
+        pytest.fail("node or the node clients are missing: run `make node-clients`")
     _, path = sim_pool(pool)
     gateway = GatewayProcess("--metagraph", str(path))
     try:
         done = subprocess.run(
-            [node, "ai_sdk.mjs", gateway.base_url + "/v1", scenario],
+            [node, script, gateway.base_url + "/v1", scenario],
             cwd=NODE_DIR,
             capture_output=True,
             text=True,
@@ -67,3 +70,20 @@ def test_tool_calls_come_back_as_tool_calls(sim_pool: Callable[..., Any]) -> Non
     assert result["calls"] == expected and result["streamed"] == expected
     assert result["bitgate"]["miner"]["uid"] == RIGHT
     assert result["streamedFinish"] == "tool-calls"
+
+
+def test_the_ai_sdk_chat_provider(sim_pool: Callable[..., Any]) -> None:
+    result = run_scenario(sim_pool, profiles("good", "good"), "chat")
+    assert result["text"] and result["streamed"] and result["finishReason"] == "stop"
+
+
+def test_openai_node_chat_responses_models_and_a_missing_endpoint(
+    sim_pool: Callable[..., Any],
+) -> None:
+    result = run_scenario(sim_pool, profiles("good", "good"), "", script="openai_node.mjs")
+    assert result["chat"] and result["chatStreamed"] and result["response"]
+    assert result["chatBitgate"]["pool"] == "sim" and result["responseBitgate"]["pool"] == "sim"
+    assert result["streamed"] and result["streamed"] == result["streamedFinal"]
+    assert result["model"] == "sim" and result["streamedStatus"] == "completed"
+    assert result["embeddings"]["status"] == 404
+    assert "does not offer POST /v1/embeddings" in result["embeddings"]["message"]
