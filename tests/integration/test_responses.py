@@ -8,6 +8,7 @@ stream accumulator accepts, numbered in order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -234,3 +235,29 @@ def test_what_a_stateless_gateway_cannot_do_is_a_400_naming_the_field(
 def test_an_unknown_model_is_a_404(plain_gateway: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         plain_gateway.responses.create(model="nope", input="Hi")
+
+
+def test_the_async_client_and_chat_parse(json_gateway: openai.OpenAI) -> None:
+    parsed = json_gateway.chat.completions.parse(
+        model="sim", messages=[{"role": "user", "content": QUESTION}], response_format=City
+    )
+    assert parsed.choices[0].message.parsed == City(city="Paris", days=1)
+
+    async def both() -> tuple[str, str]:
+        async with openai.AsyncOpenAI(
+            base_url=str(json_gateway.base_url), api_key="-", max_retries=0
+        ) as client:
+            chat = await client.chat.completions.create(
+                model="sim", messages=[{"role": "user", "content": "Hi"}]
+            )
+            deltas = [
+                event.delta
+                async for event in await client.responses.create(
+                    model="sim", input="Hi", stream=True
+                )
+                if event.type == "response.output_text.delta"
+            ]
+            return chat.choices[0].message.content or "", "".join(deltas)
+
+    chat, streamed = asyncio.run(both())
+    assert chat and streamed
