@@ -131,7 +131,8 @@ def _part(part: Any, param: str) -> dict[str, Any]:
             image["detail"] = part["detail"]
         return {"type": "image_url", "image_url": image}
     raise BadRequest(
-        f"Content parts of type '{kind}' are not supported here; send input_text or input_image.",
+        f"Content parts of type '{str(kind)[:64]}' are not supported here; "
+        "send input_text or input_image.",
         param=f"{param}.type",
     )
 
@@ -176,7 +177,7 @@ def _add_item(messages: list[dict[str, Any]], item: dict[str, Any], param: str) 
     kind = item.get("type", "message")
     if kind == "message":
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise BadRequest(
                 f"role must be one of {', '.join(sorted(ROLES))}.", param=f"{param}.role"
             )
@@ -204,7 +205,7 @@ def _add_item(messages: list[dict[str, Any]], item: dict[str, Any], param: str) 
         )
     elif kind != "reasoning":  # a model's reasoning is not sent back to a miner
         raise BadRequest(
-            f"Input items of type '{kind}' are not supported by this stateless gateway; "
+            f"Input items of type '{str(kind)[:64]}' are not supported by this stateless gateway; "
             "send message, function_call or function_call_output items.",
             param=f"{param}.type",
         )
@@ -215,7 +216,7 @@ def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     chat: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         kind = tool.get("type")
-        if kind in BUILT_IN_TOOLS:
+        if isinstance(kind, str) and kind in BUILT_IN_TOOLS:
             raise BadRequest(
                 f"The built-in tool '{kind}' runs inside OpenAI; this gateway offers only "
                 "function tools.",
