@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -61,7 +61,7 @@ async def serve_responses(request: Request, state: GatewayState) -> Response:
 
 def _respond(served: Served, shell: dict[str, object]) -> Response:
     if isinstance(served, LiveStream):
-        chat: AsyncIterator[bytes] = served.events
+        chat: AsyncGenerator[bytes, None] = served.events
         headers = {**SSE_HEADERS, **served.headers}
     elif served.plan.client_stream:
         chat, headers = replay(served), {**SSE_HEADERS, **served.headers()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -227,6 +227,8 @@ class ResponseWriter:
         code = error.get("code") or "server_error"
         self.response["status"] = "failed"
         self.response["error"] = {"code": code, "message": message}
+        if self.block is not None:
+            self.response["bitgate"] = self.block
         return [
             self.event("error", code=code, message=message, param=error.get("param")),
             self.event("response.failed", response=self.response),
@@ -262,23 +264,32 @@ def _chat_events(data: bytes) -> list[dict[str, Any] | None]:
 
 
 async def response_events(
-    chat: AsyncIterator[bytes], writer: ResponseWriter
-) -> AsyncIterator[bytes]:
-    """A chat completion event stream rewritten as Responses events."""
-    for event in writer.start():
-        yield event
-    async for data in chat:
-        if data.startswith(b":"):
-            yield data  # keep-alive comment
-            continue
-        for chunk in _chat_events(data):
-            if chunk is None:
-                break
-            if isinstance(chunk.get("error"), dict):
-                for event in writer.fail(chunk["error"]):
+    chat: AsyncGenerator[bytes, None], writer: ResponseWriter
+) -> AsyncGenerator[bytes, None]:
+    """A chat completion event stream rewritten as Responses events.
+
+    The chat stream is closed when this one ends or the client leaves, so a race settles
+    (or abandons) its miner calls at once.
+    """
+    try:
+        for event in writer.start():
+            yield event
+        async for data in chat:
+            if data.startswith(b":"):
+                yield data  # keep-alive comment
+                continue
+            for chunk in _chat_events(data):
+                if chunk is None:
+                    break
+                if isinstance(chunk.get("bitgate"), dict):
+                    writer.block = chunk["bitgate"]
+                if isinstance(chunk.get("error"), dict):
+                    for event in writer.fail(chunk["error"]):
+                        yield event
+                    return
+                for event in writer.feed(chunk):
                     yield event
-                return
-            for event in writer.feed(chunk):
-                yield event
-    for event in writer.complete():
-        yield event
+        for event in writer.complete():
+            yield event
+    finally:
+        await chat.aclose()

@@ -261,3 +261,22 @@ def test_the_async_client_and_chat_parse(json_gateway: openai.OpenAI) -> None:
 
     chat, streamed = asyncio.run(both())
     assert chat and streamed
+
+
+def test_a_race_winner_that_breaks_off_fails_the_response_stream(
+    sim_pool: Callable[..., Any],
+) -> None:
+    pool = profiles({"failure": "drop_stream", "latency": 0}, {"quality": "good", "latency": 300})
+    with serve(sim_pool, pool, "--timeout-s", "1.5") as client:
+        events = list(
+            client.responses.create(
+                model="sim", input="Why is the sky blue?", stream=True, **by_strategy("race")
+            )
+        )
+    kinds = [e.type for e in events]
+    assert "response.output_text.delta" in kinds  # text had reached the client
+    assert kinds[-2:] == ["error", "response.failed"]
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error is not None
+    assert "broke off" in failed.error.message
+    assert block_of(failed)["miner"]["uid"] == 0
