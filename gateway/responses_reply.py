@@ -18,7 +18,6 @@ from gateway.pipeline import Result
 from gateway.replay import replay_chunks
 from gateway.responses_request import ResponsesRequest
 
-ECHOED = ("instructions", "max_output_tokens", "parallel_tool_calls", "temperature", "top_p")
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -41,7 +40,6 @@ def _usage(chat: dict[str, Any] | None) -> dict[str, Any]:
 
 def response_shell(request: ResponsesRequest, pool: str) -> dict[str, Any]:
     """The response object before any output: what the request asked, echoed."""
-    fields = request.model_dump(include=set(ECHOED))
     text = request.text if request.text and "format" in request.text else None
     return {
         "id": _id("resp"),
@@ -62,7 +60,11 @@ def response_shell(request: ResponsesRequest, pool: str) -> dict[str, Any]:
         "usage": None,
         "user": request.user,
         "metadata": request.metadata or {},
-        **{k: (True if k == "parallel_tool_calls" and v is None else v) for k, v in fields.items()},
+        "instructions": request.instructions,
+        "max_output_tokens": request.max_output_tokens,
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
     }
 
 
