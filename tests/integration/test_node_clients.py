@@ -87,3 +87,12 @@ def test_openai_node_chat_responses_models_and_a_missing_endpoint(
     assert result["model"] == "sim" and result["streamedStatus"] == "completed"
     assert result["embeddings"]["status"] == 404
     assert "does not offer POST /v1/embeddings" in result["embeddings"]["message"]
+
+
+def test_a_second_turn_works_once_the_ai_sdk_stores_nothing(sim_pool: Callable[..., Any]) -> None:
+    result = run_scenario(sim_pool, profiles("good", "good"), "turns")
+    assert result["first"] and result["second"]
+    # Left to store (its default), the AI SDK sends the first answer as an item reference:
+    # a 400 that says what to set.
+    assert result["refused"]["status"] == 400
+    assert "providerOptions.openai.store" in result["refused"]["body"]

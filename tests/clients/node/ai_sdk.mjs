@@ -66,7 +66,22 @@ async function chat() {
   return { text: plain.text, streamed: await streamed.text, finishReason: plain.finishReason };
 }
 
-const scenarios = { text, object, tools, chat };
+async function turns() {
+  // A second turn sends the first answer back; stored by default, it would go as a reference.
+  const first = await generateText({ model, prompt: "Say hello." });
+  const messages = [...first.response.messages, { role: "user", content: "Again, please." }];
+  const stateless = { openai: { store: false } };
+  const second = await generateText({ model, messages, providerOptions: stateless });
+  let refused = null;
+  try {
+    await generateText({ model, messages });
+  } catch (error) {
+    refused = { status: error.statusCode ?? null, body: String(error.responseBody ?? error) };
+  }
+  return { first: first.text, second: second.text, refused };
+}
+
+const scenarios = { text, object, tools, chat, turns };
 try {
   console.log(JSON.stringify(await scenarios[scenario]()));
 } catch (error) {
