@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# apt needs root: a user who is not root installs the system packages through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium node-clients clean
 
 install: $(STAMP)
 
@@ -20,19 +22,31 @@ $(STAMP): pyproject.toml
 redis-server:
 	@command -v redis-server >/dev/null || { \
 		echo "installing redis-server"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
 # promtool checks the alert rules and runs their unit tests (Debian's prometheus package).
 promtool:
 	@command -v promtool >/dev/null || { \
 		echo "installing promtool"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 # Browser tests drive the system's Chromium by its path (Playwright never downloads a browser).
 chromium:
 	@command -v chromium >/dev/null || { \
 		echo "installing chromium"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The node clients (npm's `ai`, `@ai-sdk/openai`, `openai`) for test_node_clients.py, from
+# the committed lock file; node and npm from apt when missing (Node 18 or later).
+NODE_CLIENTS := tests/clients/node
+node-clients: $(NODE_CLIENTS)/node_modules/.installed
+
+$(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package-lock.json
+	@command -v npm >/dev/null || { \
+		echo "installing nodejs and npm"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -41,7 +55,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy gateway router ranking miners load
 
-test: install redis-server promtool chromium lint typecheck
+test: install redis-server promtool chromium node-clients lint typecheck
 	$(VENV)/bin/pytest -q
 
 # The fast tests: one package at a time, in process (some start a miner or two on loopback).
@@ -67,4 +81,4 @@ soak: install
 	nice $(PY) -m load.soak --duration-s 1800 --warmup-s 180 --out load/soak/report
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(NODE_CLIENTS)/node_modules

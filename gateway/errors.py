@@ -155,11 +155,32 @@ async def _validation_error(_: Request, exc: Exception) -> JSONBytes:
     return error_response(bad_request_from(exc))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONBytes:
+def offered(request: Request) -> str:
+    """The API endpoints this app offers, as `METHOD /path` joined by commas."""
+    paths = request.app.openapi()["paths"]  # built once, then cached by FastAPI
+    return ", ".join(
+        f"{method.upper()} {path}"
+        for path, methods in paths.items()
+        if path.startswith("/v1/")
+        for method in methods
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONBytes:
     assert isinstance(exc, StarletteHTTPException)
     type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    message, code = str(exc.detail), None
+    if exc.status_code in (404, 405) and request.url.path.startswith("/v1/"):
+        # An OpenAI client's user needs to hear the endpoint is missing, not just "Not Found".
+        type_, code = "invalid_request_error", "unknown_url"
+        if exc.status_code == 405:
+            code = "method_not_allowed"
+        message = (
+            f"This gateway does not offer {request.method} {request.url.path}; "
+            f"it offers {offered(request)}."
+        )
     return JSONBytes(
-        error_body(str(exc.detail), type_, None, None),
+        error_body(message, type_, None, code),
         status_code=exc.status_code,
         headers=exc.headers,
     )

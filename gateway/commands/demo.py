@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import socket
 import sys
@@ -14,6 +15,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import RoutingDefaults, Settings
+from gateway.door.request_log import install_request_log
 from gateway.settings import ServerSettings
 from miners.sim.pool import start_pool
 from miners.sim.profiles import build_mix
@@ -29,7 +31,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     port = ServerSettings.model_fields["port"].default
     parser.add_argument("--port", type=int, default=port, help="gateway port")
     parser.add_argument("--miners", type=int, default=DEMO_MINERS, help="sim miners")
-    parser.set_defaults(run=lambda args: run_demo(port=args.port, miners=args.miners))
+    parser.add_argument("--quiet", action="store_true", help="no line per request (warnings only)")
+    parser.set_defaults(
+        run=lambda args: run_demo(port=args.port, miners=args.miners, quiet=args.quiet)
+    )
 
 
 def usage(base_url: str) -> str:
@@ -44,9 +49,12 @@ bitgate demo: gateway on {base_url}, pool model id '{POOL}'
 print(c.chat.completions.create(model='{POOL}', \\
 messages=[{{'role': 'user', 'content': 'Why is the sky blue?'}}]).choices[0].message.content)"
 
+  python -c "from openai import OpenAI; c = OpenAI(base_url='{base_url}/v1', api_key='-'); \\
+print(c.responses.create(model='{POOL}', input='Why is the sky blue?').output_text)"
+
   leaderboard: {base_url}/leaderboard    as JSON: {base_url}/v1/pools/{POOL}/miners
   metrics: {base_url}/metrics
-Ctrl-C stops it."""
+One line per request follows (--quiet: none). Ctrl-C stops it."""
 
 
 async def _demo(port: int, miners: int, workdir: Path) -> None:
@@ -95,14 +103,16 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def run_demo(port: int, miners: int) -> int:
-    """Run the demo until interrupted."""
+def run_demo(port: int, miners: int, quiet: bool = False) -> int:
+    """Run the demo until interrupted; one JSON line per request unless `quiet`."""
     import uvloop
 
     if not port_is_free("127.0.0.1", port):
         print(f"bitgate demo: port {port} is in use; pick another with --port", file=sys.stderr)
         return 2
 
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_request_log("warning" if quiet else "info")
     with tempfile.TemporaryDirectory(prefix="bitgate-demo-") as workdir:
         uvloop.run(_demo(port, miners, Path(workdir)))
     return 0

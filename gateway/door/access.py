@@ -30,7 +30,7 @@ from gateway.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
 # Probes and scrapes get a request id but no log line: they would drown the requests.
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 DEFAULT_COMPLETION_TOKENS = 256  # reserved when a request sets no max_tokens
@@ -148,7 +148,11 @@ def peek(body: bytes) -> tuple[str | None, int]:
         raw = None
     fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
     model = fields.get("model")
-    most = fields.get("max_completion_tokens") or fields.get("max_tokens")
+    most = (
+        fields.get("max_completion_tokens")
+        or fields.get("max_tokens")
+        or fields.get("max_output_tokens")
+    )
     output = most if isinstance(most, int) and most > 0 else DEFAULT_COMPLETION_TOKENS
     tokens = math.ceil(len(body) / CHARS_PER_TOKEN) + output
     return (model if isinstance(model, str) else None), min(tokens, MAX_RESERVED_TOKENS)

@@ -20,7 +20,7 @@ from gateway.door.bounds import InputLimits, JsonShape, check_shape
 from gateway.errors import BodyTimeout, BodyTooLarge, GatewayError, RateLimited, error_response
 from gateway.state import GatewayState
 
-COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
 
 
 async def read_ahead(

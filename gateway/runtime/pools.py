@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import PoolConfig
+from gateway.runtime.refusals import refusal_note
 from router.axon_policy import AxonPolicy
 from router.metagraph import (
     FileMetagraphSource,
@@ -59,6 +60,7 @@ class Pool:
     ranked: list[Neuron] = field(init=False, default_factory=list)
     # Miners the axon policy will not dial, uid → reason; never selected.
     refused: dict[int, str] = field(init=False, default_factory=dict)
+    refusal: str | None = field(init=False, default=None)  # the refusals and their fix, one line
     base: Metagraph | None = None  # local pools: the file's metagraph, before any epoch
     local: LocalEpochs | None = None
     setter: ChainWeightSetter | None = None
@@ -77,8 +79,10 @@ class Pool:
             reason = self.policy.refusal(neuron.axon.ip) if neuron.serving else None
             if reason is not None:
                 refused[neuron.uid] = reason
-        if refused:
-            logger.warning("pool %s: the axon policy refuses %d miners", self.name, len(refused))
+        note = refusal_note(metagraph, refused)
+        if note is not None and note != self.refusal:  # said once, not at every reload
+            logger.warning("pool %s: %s", self.name, note)
+        self.refusal = note
         self.metagraph = metagraph
         self.miner_count = len(metagraph.neurons)
         self.refused = refused

@@ -183,7 +183,8 @@ class Planner:
         )
         if not candidates:
             who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
-            raise NoEligibleMiner(f"{who} of pool '{pool.name}' can take a request now.")
+            why = f" The axon policy {pool.refusal}." if pool.refusal and not pool.ranked else ""
+            raise NoEligibleMiner(f"{who} of pool '{pool.name}' can take a request now.{why}")
         strategy = opts.strategy or config.strategy
         client_stream = bool(request.stream)
         stream_options = raw.get("stream_options")

@@ -25,6 +25,8 @@ from gateway.protocol import (
 from gateway.serving.plan import Planner
 from gateway.serving.replay import document, replay
 from gateway.serving.responses import SSE_HEADERS, JSONBytes
+from gateway.serving.responses_api import serve_responses
+from gateway.serving.responses_request import ResponsesRequest
 from gateway.serving.result import Result
 from gateway.serving.strategies.registry import LiveStream, Served, Strategies
 from gateway.state import GatewayState
@@ -88,6 +90,16 @@ COMPLETION: dict[int | str, dict[str, Any]] = {
 }
 
 
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A Responses object with a `bitgate` block; with `stream`, Responses "
+        "server-sent events ending in `response.completed`, the block on its response.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **ERRORS,
+}
+
+
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
     """A JSON schema with its `#/$defs/…` references replaced by what they point at."""
     if isinstance(node, dict):
@@ -132,6 +144,12 @@ async def completions(request: Request, state: State) -> Response:
     return await _serve("completion", request, state)
 
 
+@routes.post("/v1/responses", responses=RESPONSES, openapi_extra=request_body(ResponsesRequest))
+async def responses(request: Request, state: State) -> Response:
+    """OpenAI Responses (stateless), served as a chat completion by the pool's best miners."""
+    return await serve_responses(request, state)
+
+
 @routes.get("/v1/models", responses=shape(ModelList, 401))
 async def list_models(state: State) -> JSONBytes:
     """Every pool, as an OpenAI model."""
@@ -141,6 +159,22 @@ async def list_models(state: State) -> JSONBytes:
     ]
     models: ModelList = {"object": "list", "data": data}
     return JSONBytes(models)
+
+
+@routes.get("/v1/models/{model:path}", responses=shape(ModelCard, 401, 404))
+async def retrieve_model(model: str, state: State) -> JSONBytes:
+    """One pool, as an OpenAI model; 404 when no pool has that name."""
+    if model not in state.pools:
+        raise ModelNotFound(
+            f"The model '{model}' does not exist; GET /v1/models lists the pools.", param="model"
+        )
+    card: ModelCard = {
+        "id": model,
+        "object": "model",
+        "created": state.started_at,
+        "owned_by": "bitgate",
+    }
+    return JSONBytes(card)
 
 
 @routes.get("/v1/pools/{pool}/miners", responses=shape(Leaderboard, 401, 404))

@@ -55,8 +55,13 @@ function spark(values, className) {
   return chart;
 }
 
+// Weights come from this validator's epochs; until one sets them, the column would be all zeros.
+const weighted = () => state.rows.some((row) => typeof row.weight === "number" && row.weight > 0);
+const columns = () => COLUMNS.filter((column) => column.key !== "weight" || weighted());
+
 function showHead() {
-  const cells = COLUMNS.map((column) => {
+  $("weight-note").hidden = weighted();
+  const cells = columns().map((column) => {
     const active = state.sort.key === column.key;
     const button = element("button", { type: "button" }, column.label, active ? (state.sort.descending ? " ▼" : " ▲") : "");
     button.addEventListener("click", () => {
@@ -75,7 +80,7 @@ function showHead() {
 function showTable() {
   showHead();
   const rows = [...state.rows].sort(compare).map((miner) => {
-    const cells = COLUMNS.map((column) => element("td", { className: column.text ? "" : "num" },
+    const cells = columns().map((column) => element("td", { className: column.text ? "" : "num" },
       column.key === "hotkey" ? element("code", { className: "hotkey", title: String(miner.hotkey) }, String(miner.hotkey)) : column.show(miner[column.key])));
     const past = state.history.get(miner.uid) ?? [];
     cells.push(element("td", {}, spark(past.map((p) => p.score), "score")),

@@ -13,20 +13,29 @@ function order(candidates) {
   });
 }
 
+// A race answers before the others finish: their rewards come from ranking after the answer.
+const LATER = "ranked after the answer";
+
+function reward(candidate, strategy) {
+  if (typeof candidate.reward === "number") return candidate.reward.toFixed(3);
+  const answered = candidate.status === "ok" || candidate.status === "pending";
+  return answered && strategy === "race" ? LATER : "—";
+}
+
 function notes(candidate) {
   const parts = [...(Array.isArray(candidate.reasons) ? candidate.reasons : [])];
   if (candidate.error) parts.push(String(candidate.error));
   return parts.join("; ");
 }
 
-function row(candidate, winnerUid) {
+function row(candidate, winnerUid, strategy) {
   const won = candidate.uid === winnerUid;
   const tr = element("tr", { className: won ? "winner" : "" },
     element("td", {}, String(candidate.uid), won ? element("span", { className: "badge" }, "answered") : ""),
     element("td", {}, element("code", { className: "hotkey", title: String(candidate.hotkey) }, String(candidate.hotkey))),
     element("td", {}, element("span", { className: `status status-${candidate.status}` }, String(candidate.status))),
     element("td", { className: "num" }, fmt(candidate.latency_ms, 0)),
-    element("td", { className: "num" }, fmt(candidate.reward, 3)),
+    element("td", { className: "num reward" }, reward(candidate, strategy)),
     element("td", { className: "notes" }, notes(candidate)),
   );
   tr.dataset.uid = String(candidate.uid);
@@ -40,14 +49,14 @@ export function candidatePanel(block) {
   const chosen = candidates.find((c) => c.uid === winner.uid);
   const summary = element("summary", {},
     element("strong", {}, `Miner ${winner.uid ?? "?"} answered`),
-    ` · reward ${fmt(chosen?.reward, 3)} · ${candidates.length} candidates · ${block.strategy ?? "?"}`
+    ` · reward ${chosen ? reward(chosen, block.strategy) : "—"} · ${candidates.length} candidates · ${block.strategy ?? "?"}`
       + ` · ranker ${block.ranker ?? "?"} · overhead ${fmt(block.overhead_ms, 1)} ms`,
   );
   const head = element("tr", {}, ...["uid", "hotkey", "status", "latency ms", "reward", "notes"]
     .map((name) => element("th", {}, name)));
   const table = element("table", { className: "candidates-table" },
     element("thead", {}, head),
-    element("tbody", {}, ...order(candidates).map((c) => row(c, winner.uid))),
+    element("tbody", {}, ...order(candidates).map((c) => row(c, winner.uid, block.strategy))),
   );
   return element("details", { className: "candidates" }, summary, table);
 }
