@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench soak chaos redis-server promtool chromium chaos-packages clean
 
 install: $(STAMP)
 
@@ -33,6 +33,15 @@ chromium:
 	@command -v chromium >/dev/null || { \
 		echo "installing chromium"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# make chaos's production topology: Debian's Sentinel, HAProxy, nginx and Prometheus (run as
+# plain processes on loopback; the packages' own services are never started).
+chaos-packages: redis-server
+	@{ command -v redis-sentinel && command -v haproxy && command -v nginx && \
+		command -v prometheus; } >/dev/null || { \
+		echo "installing redis-sentinel haproxy nginx prometheus"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends redis-sentinel haproxy nginx prometheus; }
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -65,6 +74,11 @@ bench: install
 # 30 minutes of mixed traffic at half the measured capacity; fails if anything grew past 10%.
 soak: install
 	nice $(PY) -m load.soak --duration-s 1800 --warmup-s 180 --out load/soak/report
+
+# The production topology from deploy/ and k8s/ on loopback, its Redis master and one gateway
+# SIGKILLed under load; fails when a target of docs/reliability.md is missed (~75 s).
+chaos: install chaos-packages
+	$(PY) -m load.chaos --out out/chaos --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

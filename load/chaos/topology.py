@@ -154,6 +154,13 @@ class Topology:
 
     gateway_env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def fallback_share(self) -> float:
+        """BITGATE_LIMITS_FALLBACK_SHARE as the gateways run it (the shipped default: 1.0)."""
+        assert self.metagraph is not None
+        _, env = render.gateway_command(0, self.metagraph)
+        return float({**env, **self.gateway_env}.get("BITGATE_LIMITS_FALLBACK_SHARE", 1.0))
+
     def wait_gateway(self, i: int) -> None:
         """Until the replica answers /readyz."""
         url = self.gateway_url(i) + "/readyz"
@@ -179,6 +186,15 @@ class Topology:
         self.spawn("prometheus", command)
         url = f"http://127.0.0.1:{self.p.prometheus}/-/ready"
         self.wait_until("prometheus", lambda: _http_ok(url), "ready")
+
+    def restart_redis(self, i: int, master_port: int) -> None:
+        """Start a killed Redis again as start-redis.sh would: a replica of the current master."""
+        port = self.p.redis[i]
+        self.spawn(
+            f"redis-{i}",
+            ["redis-server", *render.redis_args(port, master_port, self.workdir / f"redis-{i}")],
+        )
+        self.wait_until(f"redis-{i}", lambda: _listening(port), "listening")
 
     def kill(self, name: str) -> None:
         """SIGKILL one process (the fault)."""
