@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,20 +15,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from load.chaos import render
-from load.procs import free_port, miner_urls
+from load.procs import miner_urls
 
 START_TIMEOUT_S = 40.0
+# Below Linux's ephemeral range (32768-60999), where bind-to-0 listeners (the sim's miners,
+# other tests) and outgoing connections take their ports: a port picked here stays ours.
+PORT_RANGE = (20000, 32000)
+SETTLE_S = 0.3  # a process that found its port taken exits within this
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.1
-# Miners that take half a second or so, so that requests are in flight when a gateway dies.
+# Miners that take a second or so, so that requests are in flight when a gateway dies.
 SIM_MINERS = """miners:
   - name: steady
-    latency: {kind: normal, ms: 400, sd_ms: 100, tokens_per_s: 60}
+    latency: {kind: normal, ms: 1000, sd_ms: 250, tokens_per_s: 60}
 """
 
 
 class TopologyError(RuntimeError):
     """A process of the topology that did not start."""
+
+
+def pick_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports, free now, outside the ephemeral range."""
+    ports: list[int] = []
+    for _ in range(count * 50):
+        port = random.randrange(*PORT_RANGE)
+        if port in ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise TopologyError(f"no {count} free loopback ports in {PORT_RANGE}")
 
 
 def _listening(port: int) -> bool:
@@ -84,20 +107,24 @@ class Topology:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise TopologyError(f"{name} is not {what}; see {self.workdir}/logs/{name}.log")
             time.sleep(POLL_S)
+        time.sleep(SETTLE_S)  # what answers must be this process, not another on its port
+        if self.procs[name].poll() is not None:
+            raise TopologyError(f"{name} exited; see {self.workdir}/logs/{name}.log")
 
     def start(self) -> None:
         """Render every config and start every process, in dependency order."""
         w = self.workdir
         for sub in ("logs", "redis-0", "redis-1", "prometheus", "conf"):
             (w / sub).mkdir(parents=True, exist_ok=True)
+        free = pick_ports(9 + self.gateways)
         self.ports = render.Ports(
-            redis=[free_port() for _ in range(2)],
-            sentinels=[free_port() for _ in range(3)],
-            haproxy=free_port(),
-            haproxy_health=free_port(),
-            gateways=[free_port() for _ in range(self.gateways)],
-            nginx=free_port(),
-            prometheus=free_port(),
+            redis=free[0:2],
+            sentinels=free[2:5],
+            haproxy=free[5],
+            haproxy_health=free[6],
+            gateways=free[9:],
+            nginx=free[7],
+            prometheus=free[8],
         )
         p = self.ports
         for i, port in enumerate(p.redis):
@@ -156,10 +183,12 @@ class Topology:
 
     @property
     def fallback_share(self) -> float:
-        """BITGATE_LIMITS_FALLBACK_SHARE as the gateways run it (the shipped default: 1.0)."""
+        """The share of a key's limit the replicas together may grant alone while Redis is
+        down: each enforces BITGATE_LIMITS_FALLBACK_SHARE (shipped: 1/replicas) by itself."""
         assert self.metagraph is not None
         _, env = render.gateway_command(0, self.metagraph)
-        return float({**env, **self.gateway_env}.get("BITGATE_LIMITS_FALLBACK_SHARE", 1.0))
+        share = float({**env, **self.gateway_env}.get("BITGATE_LIMITS_FALLBACK_SHARE", 1.0))
+        return round(share * self.gateways, 3)
 
     def wait_gateway(self, i: int) -> None:
         """Until the replica answers /readyz."""
