@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # apt needs root: a user who is not root installs the system packages through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium node-clients clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench soak chaos redis-server promtool chromium node-clients chaos-packages clean
 
 install: $(STAMP)
 
@@ -48,6 +48,15 @@ $(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package-lock.json
 	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# make chaos's production topology: Debian's Sentinel, HAProxy, nginx and Prometheus (run as
+# plain processes on loopback; the packages' own services are never started).
+chaos-packages: redis-server
+	@{ command -v redis-sentinel && command -v haproxy && command -v nginx && \
+		command -v prometheus; } >/dev/null || { \
+		echo "installing redis-sentinel haproxy nginx prometheus"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install \
+			-y -qq --no-install-recommends redis-sentinel haproxy nginx prometheus; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -79,6 +88,11 @@ bench: install
 # 30 minutes of mixed traffic at half the measured capacity; fails if anything grew past 10%.
 soak: install
 	nice $(PY) -m load.soak --duration-s 1800 --warmup-s 180 --out load/soak/report
+
+# The production topology from deploy/ and k8s/ on loopback, its Redis master and one gateway
+# SIGKILLed under load; fails when a target of docs/reliability.md is missed (~75 s).
+chaos: install chaos-packages
+	$(PY) -m load.chaos --out out/chaos --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(NODE_CLIENTS)/node_modules

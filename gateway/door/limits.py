@@ -3,7 +3,8 @@
 Every replica asks one Lua script in Redis, so N replicas together allow a key's limit,
 not N times it. GCRA lets a key spend its whole minute at once and then refills it
 evenly; a request whose token estimate is over the whole limit is charged the limit.
-While Redis is unreachable each replica enforces `share` of every limit by itself.
+While Redis is unreachable each replica enforces `share` of every limit by itself,
+starting from how much of its minute the key had spent when Redis last answered.
 """
 
 from __future__ import annotations
@@ -166,6 +167,11 @@ class LocalLimits:
             adm.lease = "local"
         adm.local = True
 
+    def seen(self, name: str, unit: str, reset_s: float) -> None:
+        """What Redis last said of a key: its minute is spent up to `reset_s` from now, so a
+        fallback starting now grants the unspent part (times the share), not a fresh minute."""
+        self.tats[f"{name}:{unit}"] = time.monotonic() + max(0.0, reset_s)
+
     def release(self, adm: Admission) -> None:
         """Give back a request-in-flight slot."""
         name = adm.identity.name
@@ -230,6 +236,7 @@ class Limiter:
                     if left:
                         adm.remaining[f"{unit}_left"] = left
                         adm.remaining[f"{unit}_reset"] = reset
+                        self.local.seen(identity.name, unit, float(reset))
                 return adm
         self.local.admit(adm)
         return adm

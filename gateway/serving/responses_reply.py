@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from gateway.serving.result import Result
 from gateway.serving.replay import replay_chunks
 from gateway.serving.responses_request import ResponsesRequest
+from gateway.serving.result import Result
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 

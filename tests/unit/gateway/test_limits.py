@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from gateway.door.auth import Identity
 from gateway.door.limits import Limiter, duration
-from tests.support import free_port
+from tests.support import RedisServer, free_port
 
 
 @pytest.fixture
@@ -106,3 +107,22 @@ async def test_local_concurrency_is_released_too() -> None:
 )
 def test_reset_times_are_written_as_openai_does(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+async def test_a_fallback_starts_from_the_minute_the_key_spent_in_redis(tmp_path: Path) -> None:
+    # Each replica used to start its fallback with a fresh minute: a key that had spent its
+    # limit got share x replicas of it again at once when Redis failed (make chaos saw 66%).
+    server = RedisServer(tmp_path)
+    client = aioredis.Redis.from_url(server.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    try:
+        limits = limiter(client, share=0.5)
+        key = Identity("frank", rpm=6)
+        answers = [await limits.admit(key, 0) for _ in range(6)]
+        assert [a.refused for a in answers] == [None] * 6
+        server.stop()
+        after = [await limits.admit(key, 0) for _ in range(3)]
+        assert all(a.local for a in after)
+        assert [a.refused for a in after] == ["requests"] * 3
+    finally:
+        await client.aclose()
+        server.stop()

@@ -1,0 +1,1 @@
+"""`make chaos`: the production topology on loopback, broken on purpose under load."""
