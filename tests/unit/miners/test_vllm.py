@@ -14,10 +14,11 @@ import httpx
 import orjson
 import pytest
 
-from router.epistula import Signer
 from miners.keys import new_keypair, write_hotkey_file
 from miners.vllm_launch import VllmError, VllmOptions, VllmProcess, build_command
+from router.epistula import Signer
 from tests.support import ROOT, free_port, wait_http
+from tests.vllm_double import write_fake_vllm
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +28,7 @@ CHAT_BODY = orjson.dumps({"messages": [{"role": "user", "content": "Why is the s
 @pytest.fixture
 def fake_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An executable `vllm` that runs tests/fake_vllm.py; it records its argv and pid."""
-    executable = tmp_path / "vllm"
-    executable.write_text(f'#!/bin/sh\nexec {sys.executable} {ROOT}/tests/fake_vllm.py "$@"\n')
-    executable.chmod(0o755)
+    executable = write_fake_vllm(tmp_path)
     monkeypatch.setenv("FAKE_VLLM_RECORD", str(tmp_path / "record.json"))
     return executable
 
