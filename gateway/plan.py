@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from gateway.config import PoolConfig
+from gateway.context_cap import token_cap
 from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
 from gateway.forwarding import allowed_fields
 from gateway.pools import Pool
@@ -90,10 +91,9 @@ def _check_limits(options: BitgateOptions, config: PoolConfig, raw: dict[str, An
     """400 when a request asks for more tokens, fan-out or time than its pool allows."""
     for name in ("max_tokens", "max_completion_tokens"):
         asked = raw.get(name)
-        if isinstance(asked, int) and asked > config.max_tokens_limit:
-            raise BadRequest(
-                f"{name} may be at most {config.max_tokens_limit} in this pool.", param=name
-            )
+        cap = token_cap(config)
+        if isinstance(asked, int) and asked > cap:
+            raise BadRequest(f"{name} may be at most {cap} in this pool.", param=name)
     limits = (
         ("bitgate.top_k", options.top_k, config.max_top_k),
         ("bitgate.sample", options.sample, config.max_top_k),

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from miners.sim.wire import JSON_HEADERS, error_body
 
@@ -71,7 +72,10 @@ class UnverifiedBodies:
                 reading.cancel()
             await asyncio.gather(reading, displaced, return_exceptions=True)
         if not reading.cancelled():
-            return reading.result()  # a body over the size cap raises here, as before
+            try:
+                return reading.result()  # a body over the size cap raises its 413 here
+            except (OSError, HttpProcessingError):
+                return self._late()  # the client broke off mid-body
         if not evicted.is_set():
             self.timed_out += 1
         return self._late()

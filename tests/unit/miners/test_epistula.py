@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from bittensor_wallet import Keypair
 
-from router.epistula import HEADERS, Signer, signing_message
 from miners.epistula_verify import EpistulaError, ReplayGuard, Verifier, parse_headers
 from miners.keys import new_keypair
 from miners.signers import SignerPolicy
+from router.epistula import HEADERS, Signer, signing_message
 
 BODY = b'{"model": "sn1", "messages": [{"role": "user", "content": "hi"}]}'
 NOW_MS = 1_700_000_000_000
