@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench soak gpu-check redis-server promtool chromium clean
 
 install: $(STAMP)
 
@@ -65,6 +65,11 @@ bench: install
 # 30 minutes of mixed traffic at half the measured capacity; fails if anything grew past 10%.
 soak: install
 	nice $(PY) -m load.soak --duration-s 1800 --warmup-s 180 --out load/soak/report
+
+# A real miner on a real vLLM, end to end, on a GPU host (miners/GPU.md): one summary line.
+#   make gpu-check MODEL=/models/Qwen2.5-0.5B-Instruct [VLLM=vllm]
+gpu-check: install
+	$(PY) -m miners.gpu_check --model $(MODEL) --vllm-bin $(or $(VLLM),vllm)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -289,3 +289,13 @@ async def test_signed_requests_reach_the_miner_under_a_forged_header_flood(miner
         for writer in flood:
             writer.close()
     assert statuses == [200, 200, 200]
+
+
+def test_the_gpu_check_passes_against_the_double(tmp_path: Path) -> None:
+    executable = write_fake_vllm(tmp_path)
+    command = [sys.executable, "-m", "miners.gpu_check", "--model", MODEL]
+    command += ["--vllm-bin", str(executable), "--startup-s", "60"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    (line,) = done.stdout.splitlines()
+    assert done.returncode == 0 and line.startswith("gpu-check PASS"), line + done.stderr[-500:]
+    assert "failed=-" in line
