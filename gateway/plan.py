@@ -87,11 +87,13 @@ def miner_body(kind: Kind, raw: dict[str, Any], config: PoolConfig, stream: bool
     return orjson.dumps(forward)
 
 
-def _check_limits(options: BitgateOptions, config: PoolConfig, raw: dict[str, Any]) -> None:
+def _check_limits(
+    options: BitgateOptions, config: PoolConfig, raw: dict[str, Any], context: int | None = None
+) -> None:
     """400 when a request asks for more tokens, fan-out or time than its pool allows."""
     for name in ("max_tokens", "max_completion_tokens"):
         asked = raw.get(name)
-        cap = token_cap(config)
+        cap = token_cap(config, context)
         if isinstance(asked, int) and asked > cap:
             raise BadRequest(f"{name} may be at most {cap} in this pool.", param=name)
     limits = (
@@ -159,7 +161,7 @@ class Planner:
         pool = self.pool(request.model)
         config = pool.config
         opts = request.bitgate or BitgateOptions()
-        _check_limits(opts, config, raw)
+        _check_limits(opts, config, raw, pool.context_tokens)
         _check_uids(opts, pool)
         n = request.n or 1
         if n > config.max_top_k:

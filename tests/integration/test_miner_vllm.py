@@ -117,10 +117,9 @@ def miner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Miner]:
         log.close()
 
 
-@pytest.fixture(scope="module")
-def gateway(miner: Miner, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """`bitgate serve` with one pool of that miner, its context declared in the pools file."""
-    workdir = tmp_path_factory.mktemp("gateway")
+def start_gateway(miner: Miner, workdir: Path, declared: bool) -> GatewayProcess:
+    """`bitgate serve` with one pool of that miner, its context declared in the pools file or
+    left for the gateway to read from the miner's /v1/models."""
     validator_file = workdir / "validator-hotkey"
     write_hotkey_file(validator_file, miner.validator)
     port = int(miner.url.rsplit(":", 1)[1])
@@ -136,11 +135,19 @@ def gateway(miner: Miner, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     (workdir / "metagraph.json").write_text(
         json.dumps({"netuid": 1, "name": POOL, "block": 1, "neurons": [neuron]})
     )
-    pools = {"pools": [{"name": POOL, "metagraph": "metagraph.json", "max_model_len": CONTEXT}]}
-    (workdir / "pools.json").write_text(json.dumps(pools))
-    process = GatewayProcess(
+    pool: dict[str, Any] = {"name": POOL, "metagraph": "metagraph.json"}
+    if declared:
+        pool["max_model_len"] = CONTEXT
+    (workdir / "pools.json").write_text(json.dumps({"pools": [pool]}))
+    return GatewayProcess(
         "--pools", str(workdir / "pools.json"), env={"BITGATE_HOTKEY_FILE": str(validator_file)}
     )
+
+
+@pytest.fixture(scope="module")
+def gateway(miner: Miner, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A gateway whose pool declares its miners' context."""
+    process = start_gateway(miner, tmp_path_factory.mktemp("gateway"), declared=True)
     try:
         yield process
     finally:
@@ -204,6 +211,27 @@ def test_the_gateway_caps_max_tokens_at_the_miners_context(gateway: GatewayProce
         client.chat.completions.create(model=POOL, messages=QUESTION, max_tokens=CONTEXT + 100)
     body = caught.value.body
     assert isinstance(body, dict) and body.get("param") == "max_tokens"
+
+
+def test_a_gateway_reads_the_context_its_miners_report(miner: Miner, tmp_path: Path) -> None:
+    process = start_gateway(miner, tmp_path, declared=False)
+    statuses = []
+    try:
+        with api(process) as client:
+            for _ in range(50):  # until the gateway has read the miner's /v1/models (bounded)
+                try:
+                    client.chat.completions.create(
+                        model=POOL, messages=QUESTION, max_tokens=CONTEXT + 100
+                    )
+                    statuses.append(200)
+                except openai.APIStatusError as exc:
+                    statuses.append(exc.status_code)
+                    if exc.status_code == 400:
+                        break
+                time.sleep(0.1)
+    finally:
+        process.stop()
+    assert statuses[-1] == 400
 
 
 def test_the_miner_refuses_or_clamps_what_cannot_fit_before_vllm_does(miner: Miner) -> None:
