@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 # SN1 (macrocosm-os/prompting) posts `{"task_availabilities": {…}, "llm_model_availabilities":
 # {…}}` unsigned, and reads back the same keys mapped to booleans. The body is small: a larger
@@ -20,10 +21,15 @@ async def read_availability_ask(request: web.Request) -> dict[str, Any]:
     """The validator's ask, or {} if it is missing, too big, too slow or not JSON."""
     if request.content_length is not None and request.content_length > MAX_ASK_BYTES:
         return {}
+    raw = b""
     try:
         async with asyncio.timeout(ASK_DEADLINE_S):
-            raw = await request.content.read(MAX_ASK_BYTES + 1)
-    except (TimeoutError, ConnectionError):
+            while len(raw) <= MAX_ASK_BYTES:
+                chunk = await request.content.read(MAX_ASK_BYTES + 1 - len(raw))
+                if not chunk:
+                    break
+                raw += chunk
+    except (TimeoutError, OSError, HttpProcessingError):
         return {}
     if not raw or len(raw) > MAX_ASK_BYTES:
         return {}

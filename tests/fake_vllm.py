@@ -17,7 +17,7 @@ import sys
 from aiohttp import web
 
 from miners.vllm_version import VLLM_VERSION
-from tests.vllm_double import KEEP_ALIVE_S, VllmDouble, VllmShape
+from tests.vllm_double import HOLD_IDLE_S, VllmDouble, VllmShape
 
 
 async def unhealthy(request: web.Request) -> web.Response:
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         port=args.port,
         print=None,
         access_log=None,
-        keepalive_timeout=KEEP_ALIVE_S,
+        keepalive_timeout=HOLD_IDLE_S,
         handle_signals=mode != "stubborn",
     )
     return 0

@@ -1,7 +1,9 @@
 """A test double of vLLM's OpenAI server, shaped where it matters to a miner in front of it.
 
 What it copies from vLLM (the version pinned in `miners/vllm_version.py`):
-- idle connections are closed after 5 s (`VLLM_HTTP_TIMEOUT_KEEP_ALIVE`);
+- idle connections are closed after 5 s (`VLLM_HTTP_TIMEOUT_KEEP_ALIVE`), and a request sent
+  on one as it closes is lost: here, deterministically, any request on a connection idle past
+  5 s has its connection dropped unanswered (the race a client reusing it would lose);
 - `/health` is 503 until the model is "loaded" (`load_s`), and so is every other route;
 - `/v1/models` lists the served model with its `max_model_len`;
 - `tools` with `tool_choice` auto (or unset) is a 400 unless started with
@@ -28,10 +30,12 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from miners.sim.structured import instance
 
 KEEP_ALIVE_S = 5.0
+HOLD_IDLE_S = 60.0  # the socket itself stays open this long, so that the race can be lost
 MIDSTREAM_FAILURE = "FAIL_MIDSTREAM"
 WORD = "token"
 JSON = {"Content-Type": "application/json"}
@@ -85,10 +89,27 @@ class VllmDouble:
         self.running = asyncio.Semaphore(shape.max_num_seqs)
         self.last: dict[str, Any] | None = None
         self.served = 0
+        self.idle_since: dict[object, float] = {}  # transport → when its last reply ended
+        self.dropped = 0
+
+    @web.middleware
+    async def keep_alive(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Drop, unanswered, a request on a connection idle past vLLM's keep-alive."""
+        transport = request.transport
+        idle = self.idle_since.pop(transport, None)
+        if transport is not None and idle is not None and time.monotonic() - idle > KEEP_ALIVE_S:
+            self.dropped += 1
+            transport.abort()
+            return web.Response(status=499)  # never reaches the client
+        try:
+            return await handler(request)
+        finally:
+            if transport is not None and not transport.is_closing():
+                self.idle_since[transport] = time.monotonic()
 
     def app(self) -> web.Application:
         """The aiohttp application."""
-        app = web.Application()
+        app = web.Application(middlewares=[self.keep_alive])
         app.router.add_get("/health", self.health)
         app.router.add_get("/version", self.version)
         app.router.add_get("/v1/models", self.models)
@@ -320,8 +341,8 @@ class VllmDouble:
 
 
 async def start_double(shape: VllmShape, host: str, port: int) -> web.AppRunner:
-    """Serve the double on host:port, closing idle connections after 5 s as vLLM does."""
-    runner = web.AppRunner(VllmDouble(shape).app(), access_log=None, keepalive_timeout=KEEP_ALIVE_S)
+    """Serve the double on host:port."""
+    runner = web.AppRunner(VllmDouble(shape).app(), access_log=None, keepalive_timeout=HOLD_IDLE_S)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
