@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 # apt needs root: a user who is not root installs the system packages through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test lint typecheck unit browser demo screenshots bench soak chaos redis-server promtool chromium node-clients chaos-packages clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench soak chaos gpu-check \
+	redis-server promtool chromium node-clients chaos-packages clean
 
 install: $(STAMP)
 
@@ -93,6 +94,11 @@ soak: install
 # SIGKILLed under load; fails when a target of docs/reliability.md is missed (~75 s).
 chaos: install chaos-packages
 	$(PY) -m load.chaos --out out/chaos --check
+
+# A real miner on a real vLLM, end to end, on a GPU host (miners/GPU.md): one summary line.
+#   make gpu-check MODEL=/models/Qwen2.5-0.5B-Instruct [VLLM=vllm]
+gpu-check: install
+	$(PY) -m miners.gpu_check --model $(MODEL) --vllm-bin $(or $(VLLM),vllm)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(NODE_CLIENTS)/node_modules

@@ -15,6 +15,7 @@ from gateway.config import ConfigError, Settings
 from gateway.door.access import AccessMiddleware, close_access, open_access
 from gateway.door.inflight import Admission
 from gateway.errors import install_error_handlers
+from gateway.runtime.context_cap import watch_contexts
 from gateway.runtime.metrics import Metrics
 from gateway.runtime.pools import ChainAccess, Pool, open_pools
 from gateway.runtime.supervisor import Supervisor
@@ -135,6 +136,7 @@ async def start_state(
     if not static_built:  # built (about a minute) or found missing in the background
         state.supervisor.start("static-table", partial(serve_static, static))
     state.supervisor.start("availability", partial(watch_availability, backpressure, session))
+    state.supervisor.start("miner-context", partial(watch_contexts, pools, session))
     start_loops(state.supervisor, pools, scoreboard, store, metrics, settings.metagraph_poll_s)
     return state
 

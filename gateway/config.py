@@ -69,6 +69,9 @@ class RoutingDefaults(BaseModel):
     forward_n: bool = False
     # The most output a request may ask of a miner (`max_tokens`, `max_completion_tokens`).
     max_tokens_limit: int = Field(default=16384, ge=1)
+    # The miners' context (vLLM's --max-model-len): caps max_tokens below it
+    # (gateway/runtime/context_cap.py).
+    max_model_len: int | None = Field(default=None, ge=32)
     # The request fields forwarded to miners; unset: OpenAI's and vLLM's
     # (gateway/serving/forwarding.py).
     forward_fields: list[str] | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from miners.body_gate import UnverifiedBodies
 from miners.epistula_verify import EpistulaError, Verifier
 from miners.sim.wire import JSON_HEADERS, error_body
 
@@ -15,13 +16,13 @@ logger = logging.getLogger(__name__)
 
 
 async def refuse_unsigned(
-    verifier: Verifier | None, request: web.Request, unverified: Capacity | None = None
+    verifier: Verifier | None, request: web.Request, bodies: UnverifiedBodies | None = None
 ) -> web.Response | None:
-    """None if the request may go on (or nothing is checked), else the 401 (or 429) to answer.
+    """None if the request may go on (or nothing is checked), else the 401 (408, 429) to answer.
 
-    The headers are checked before a byte of the body is read, and at most `unverified`
-    requests at a time may be reading a body not yet verified: an unsigned client cannot
-    make the miner buffer many bodies at once.
+    The headers are checked before a byte of the body is read, and the body is read through
+    `bodies`, the pool of unverified readers (few at once, each by a deadline): a client
+    with forged headers cannot make the miner buffer many bodies or wait on them.
     """
     if verifier is None:
         return None
@@ -29,15 +30,13 @@ async def refuse_unsigned(
         signed = verifier.check_headers(request.headers)
     except EpistulaError as exc:
         return _unauthorized(request, exc)
-    if unverified is not None and not unverified.try_enter():
-        return unverified.busy()
+    raw = await (bodies.read(request) if bodies is not None else request.read())
+    if isinstance(raw, web.Response):
+        return raw
     try:
-        verifier.verify_body(signed, await request.read())
+        verifier.verify_body(signed, raw)
     except EpistulaError as exc:
         return _unauthorized(request, exc)
-    finally:
-        if unverified is not None:
-            unverified.leave()
     return None
 
 

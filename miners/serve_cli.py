@@ -11,11 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from miners.body_gate import DEFAULT_DEADLINE_S, DEFAULT_LIMIT
 from miners.epistula_verify import DEFAULT_SKEW_S, DEFAULT_WINDOW_S, Verifier
+from miners.fit import DEFAULT_MAX_TOKENS
 from miners.keys import HotkeyError, is_ss58, load_hotkey
 from miners.server import MinerConfig, MinerServer, start_miner
-from miners.signers import SignerPolicy
+from miners.signers import DEFAULT_MIN_STAKE, SignerPolicy
 from miners.vllm_launch import VllmError, VllmOptions, VllmProcess, pick_port
+from miners.vllm_version import VLLM_VERSION, tool_call_parser_for
 from router.metagraph import MetagraphError
 
 logger = logging.getLogger(__name__)
@@ -47,15 +50,41 @@ def add_serve_parser(commands: Any) -> None:
     serve.add_argument(
         "--vllm-arg", action="append", default=[], help="extra vllm argument (repeatable)"
     )
+    serve.add_argument(
+        "--tool-call-parser",
+        default="auto",
+        help="vLLM's tool-call parser for --launch-vllm (auto: by model family; none: off)",
+    )
+    serve.add_argument(
+        "--vllm-any-version",
+        action="store_true",
+        help=f"launch a vLLM other than the pinned {VLLM_VERSION}",
+    )
+    serve.add_argument(
+        "--default-max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help="max_tokens for a request that sets none (vLLM would fill the context)",
+    )
     serve.add_argument("--startup-timeout-s", type=float, default=900.0)
     serve.add_argument("--hotkey-file", type=Path, help=f"hotkey file (or ${HOTKEY_FILE_ENV})")
     serve.add_argument("--allow-hotkey", action="append", default=[], metavar="SS58")
     serve.add_argument("--metagraph", type=Path, help="metagraph whose staked hotkeys may sign")
-    serve.add_argument("--min-stake", type=float, default=0.0, help="stake a signer needs")
+    serve.add_argument(
+        "--min-stake",
+        type=float,
+        help=f"stake a metagraph signer needs (default {DEFAULT_MIN_STAKE:g}, as on SN1)",
+    )
     serve.add_argument("--allow-any-signer", action="store_true", help="any valid signature")
     serve.add_argument("--epistula-window-s", type=float, default=DEFAULT_WINDOW_S)
     serve.add_argument("--epistula-skew-s", type=float, default=DEFAULT_SKEW_S)
     serve.add_argument("--max-in-flight", type=int, default=32, help="beyond this, 429")
+    serve.add_argument(
+        "--max-unverified", type=int, default=DEFAULT_LIMIT, help="bodies read before checking"
+    )
+    serve.add_argument(
+        "--body-timeout-s", type=float, default=DEFAULT_DEADLINE_S, help="unverified body deadline"
+    )
     serve.add_argument("--retry-after-s", type=float, default=1.0)
     serve.add_argument("--timeout-s", type=float, default=60.0, help="per-request deadline")
     serve.add_argument("--log-level", default="info")
@@ -67,13 +96,14 @@ def build_policy(args: argparse.Namespace) -> SignerPolicy:
     bad = [hotkey for hotkey in args.allow_hotkey if not is_ss58(hotkey)]
     if bad:
         raise UsageError(f"--allow-hotkey {bad[0]!r} is not an SS58 address")
-    if args.min_stake and args.metagraph is None:
+    if args.min_stake is not None and args.metagraph is None:
         raise UsageError("--min-stake needs --metagraph")
     if not (args.allow_hotkey or args.metagraph or args.allow_any_signer):
         raise UsageError(
             "say who may sign: --allow-hotkey SS58, --metagraph FILE, or --allow-any-signer"
         )
-    return SignerPolicy(args.allow_hotkey, args.metagraph, args.min_stake, args.allow_any_signer)
+    min_stake = DEFAULT_MIN_STAKE if args.min_stake is None else args.min_stake
+    return SignerPolicy(args.allow_hotkey, args.metagraph, min_stake, args.allow_any_signer)
 
 
 def build_verifier(args: argparse.Namespace, policy: SignerPolicy) -> Verifier:
@@ -97,7 +127,15 @@ def vllm_options(args: argparse.Namespace) -> VllmOptions:
         gpu_memory_utilization=args.gpu_memory_utilization,
         executable=args.vllm_bin,
         extra_args=tuple(args.vllm_arg),
+        tool_call_parser=tool_call_parser(args.tool_call_parser, args.model),
     )
+
+
+def tool_call_parser(choice: str, model: str) -> str | None:
+    """vLLM's tool-call parser: as given, by model family (`auto`), or None (`none`)."""
+    if choice == "none":
+        return None
+    return tool_call_parser_for(model) if choice == "auto" else choice
 
 
 def miner_config(args: argparse.Namespace, upstream: str, model: str | None) -> MinerConfig:
@@ -109,6 +147,10 @@ def miner_config(args: argparse.Namespace, upstream: str, model: str | None) -> 
         retry_after_s=args.retry_after_s,
         timeout_s=args.timeout_s,
         upstream_api_key=os.environ.get(UPSTREAM_KEY_ENV) or None,
+        max_unverified=args.max_unverified,
+        body_timeout_s=args.body_timeout_s,
+        max_model_len=args.max_model_len,
+        default_max_tokens=args.default_max_tokens,
     )
 
 
@@ -123,7 +165,11 @@ async def run_serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     vllm: VllmProcess | None = None
     if options is not None:
-        vllm = VllmProcess(options, startup_timeout_s=args.startup_timeout_s)
+        vllm = VllmProcess(
+            options,
+            startup_timeout_s=args.startup_timeout_s,
+            any_version=args.vllm_any_version,
+        )
         upstream, model = options.url, options.served_name
     else:
         upstream, model = args.upstream, args.served_model_name or args.model

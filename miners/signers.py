@@ -12,6 +12,9 @@ from router.metagraph import FileMetagraphSource, Metagraph
 logger = logging.getLogger(__name__)
 
 DEFAULT_RELOAD_S = 10.0
+# SN1's validator-permit stake (macrocosm-os/prompting NEURON_VPERMIT_TAO_LIMIT): a hotkey with
+# less is not a validator whose requests a miner should spend its GPU on.
+DEFAULT_MIN_STAKE = 4096.0
 
 
 class SignerPolicy:

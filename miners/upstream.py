@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from miners.sim.wire import JSON_HEADERS, SSE_HEADERS, error_body
@@ -16,11 +19,27 @@ logger = logging.getLogger(__name__)
 
 PASSED_STATUSES = range(200, 500)
 ERROR_TAIL_BYTES = 300
+MAX_MODELS_BYTES = 256 * 1024
+# vLLM closes idle connections after VLLM_HTTP_TIMEOUT_KEEP_ALIVE (5 s): the miner lets its
+# own go a second sooner, so that no request is sent on a socket vLLM is closing.
+VLLM_KEEP_ALIVE_ENV = "VLLM_HTTP_TIMEOUT_KEEP_ALIVE"
+VLLM_DEFAULT_KEEP_ALIVE_S = 5.0
+
+
+def upstream_keepalive_s(environ: Mapping[str, str] = os.environ) -> float:
+    """How long the miner keeps an idle upstream connection: under vLLM's keep-alive."""
+    try:
+        server = float(environ.get(VLLM_KEEP_ALIVE_ENV, VLLM_DEFAULT_KEEP_ALIVE_S))
+    except ValueError:
+        server = VLLM_DEFAULT_KEEP_ALIVE_S
+    return max(0.5, min(server - 1.0, server * 0.8))
 
 
 def open_upstream_session(max_connections: int) -> aiohttp.ClientSession:
     """The miner's one client session to its upstream, sized for its capacity."""
-    connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30)
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, keepalive_timeout=upstream_keepalive_s()
+    )
     # Bodies are passed through as they come, so ask for them uncompressed.
     return aiohttp.ClientSession(
         connector=connector,
@@ -72,6 +91,25 @@ class Upstream:
                 return resp.status == 200
         except (TimeoutError, aiohttp.ClientError, OSError):
             return False
+
+    async def max_model_len(self, model: str | None, timeout_s: float = 2.0) -> int | None:
+        """The context length `/v1/models` gives for `model` (or its only model), if any."""
+        try:
+            async with (
+                asyncio.timeout(timeout_s),
+                self.session.get(self.base_url + "/v1/models", headers=self._auth) as resp,
+            ):
+                raw = await resp.content.read(MAX_MODELS_BYTES)
+                listing: Any = orjson.loads(raw) if resp.status == 200 else None
+        except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError):
+            return None
+        cards = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(cards, list):
+            return None
+        cards = [c for c in cards if isinstance(c, dict)]
+        chosen = [c for c in cards if c.get("id") == model] or (cards if len(cards) == 1 else [])
+        length = chosen[0].get("max_model_len") if chosen else None
+        return length if isinstance(length, int) and not isinstance(length, bool) else None
 
     async def get(self, path: str) -> web.Response:
         """A GET passed through (e.g. `/v1/models`), or 502/504."""

@@ -14,6 +14,8 @@ from typing import Self
 
 import aiohttp
 
+from miners.vllm_version import VLLM_VERSION, installed_version
+
 logger = logging.getLogger(__name__)
 
 HEALTH_POLL_S = 0.5
@@ -37,6 +39,8 @@ class VllmOptions:
     gpu_memory_utilization: float | None = None
     executable: str = "vllm"
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    # vLLM's parser for this model family's tool calls; None leaves tool calling off.
+    tool_call_parser: str | None = None
 
     @property
     def url(self) -> str:
@@ -66,11 +70,23 @@ def build_command(options: VllmOptions) -> list[str]:
         command += ["--max-model-len", str(options.max_model_len)]
     if options.gpu_memory_utilization is not None:
         command += ["--gpu-memory-utilization", f"{options.gpu_memory_utilization:g}"]
+    if options.tool_call_parser is not None:
+        command += ["--enable-auto-tool-choice", "--tool-call-parser", options.tool_call_parser]
     return command + list(options.extra_args)
 
 
 # vLLM runs third-party code (model repos, plugins): it gets no secret of the miner's.
 SECRET_MARKERS = ("MNEMONIC", "SECRET_PHRASE", "PRIVATE_KEY", "PASSWORD")
+
+
+async def check_version(executable: str) -> None:
+    """`VllmError` unless `executable --version` is the pinned VLLM_VERSION."""
+    found = await installed_version(executable)
+    if found.removeprefix("v") != VLLM_VERSION:
+        raise VllmError(
+            f"{executable} is vLLM {found or '(unknown)'}, not the pinned {VLLM_VERSION}: "
+            f"pip install vllm=={VLLM_VERSION}, or pass --vllm-any-version"
+        )
 
 
 def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -100,8 +116,11 @@ class VllmProcess:
         options: VllmOptions,
         startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
         stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+        any_version: bool = True,
     ) -> None:
         self.options = options
+        # False: refuse to start a vLLM other than the pinned VLLM_VERSION.
+        self.any_version = any_version
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s
         self.proc: asyncio.subprocess.Process | None = None
@@ -110,6 +129,8 @@ class VllmProcess:
     async def start(self) -> None:
         """Spawn vLLM and wait until `/health` answers 200; `VllmError` if it dies or is late."""
         command = build_command(self.options)
+        if not self.any_version:
+            await check_version(self.options.executable)
         logger.info("starting vLLM: %s", " ".join(redact(command)))
         try:
             self.proc = await asyncio.create_subprocess_exec(

@@ -67,6 +67,9 @@ class Pool:
     weights: ValidatorWeights | None = None
     epoch_error: str | None = None
     policy: AxonPolicy = field(default_factory=AxonPolicy)
+    # The context its miners report on /v1/models (gateway/runtime/context_cap.py), when not
+    # declared.
+    context_tokens: int | None = None
 
     def __post_init__(self) -> None:
         self.adopt(self.metagraph)

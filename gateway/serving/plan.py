@@ -12,6 +12,7 @@ import orjson
 from gateway.config import PoolConfig
 from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
 from gateway.protocol import BitgateOptions, SamplingFields, Strategy
+from gateway.runtime.context_cap import token_cap
 from gateway.runtime.pools import Pool
 from gateway.serving.forwarding import allowed_fields
 from ranking.base import Prompt, Ranker, bounded, message_text
@@ -86,14 +87,15 @@ def miner_body(kind: Kind, raw: dict[str, Any], config: PoolConfig, stream: bool
     return orjson.dumps(forward)
 
 
-def _check_limits(options: BitgateOptions, config: PoolConfig, raw: dict[str, Any]) -> None:
+def _check_limits(
+    options: BitgateOptions, config: PoolConfig, raw: dict[str, Any], context: int | None = None
+) -> None:
     """400 when a request asks for more tokens, fan-out or time than its pool allows."""
     for name in ("max_tokens", "max_completion_tokens"):
         asked = raw.get(name)
-        if isinstance(asked, int) and asked > config.max_tokens_limit:
-            raise BadRequest(
-                f"{name} may be at most {config.max_tokens_limit} in this pool.", param=name
-            )
+        cap = token_cap(config, context)
+        if isinstance(asked, int) and asked > cap:
+            raise BadRequest(f"{name} may be at most {cap} in this pool.", param=name)
     limits = (
         ("bitgate.top_k", options.top_k, config.max_top_k),
         ("bitgate.sample", options.sample, config.max_top_k),
@@ -159,7 +161,7 @@ class Planner:
         pool = self.pool(request.model)
         config = pool.config
         opts = request.bitgate or BitgateOptions()
-        _check_limits(opts, config, raw)
+        _check_limits(opts, config, raw, pool.context_tokens)
         _check_uids(opts, pool)
         n = request.n or 1
         if n > config.max_top_k:

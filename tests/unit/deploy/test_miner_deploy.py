@@ -62,7 +62,9 @@ def test_miner_command_parses_and_points_at_the_vllm_service(services: dict[str,
 def test_vllm_service_uses_the_flags_the_launcher_uses(services: dict[str, Any]) -> None:
     vllm = services["vllm"]
     launcher = build_command(
-        VllmOptions(model="m", port=1, max_model_len=1, gpu_memory_utilization=0.5)
+        VllmOptions(
+            model="m", port=1, max_model_len=1, gpu_memory_utilization=0.5, tool_call_parser="p"
+        )
     )
     flags = {arg for arg in vllm["command"] if arg.startswith("--")}
     assert flags <= {arg for arg in launcher if arg.startswith("--")} | {"--model"}

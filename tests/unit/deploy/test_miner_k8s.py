@@ -35,6 +35,14 @@ def containers() -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in statefulset()["spec"]["template"]["spec"]["containers"]}
 
 
+def filled(args: list[str]) -> list[str]:
+    """Arguments with each $(MINER_MAX_MODEL_LEN) as the ConfigMap sets it (a number)."""
+    kustomization = yaml.safe_load((MINER / "kustomization.yaml").read_text())
+    (generator,) = kustomization["configMapGenerator"]
+    literals = dict(item.split("=", 1) for item in generator["literals"])
+    return [a.replace("$(MINER_MAX_MODEL_LEN)", literals["max-model-len"]) for a in args]
+
+
 def flag(command: list[str], name: str) -> str:
     """The value after `name` in an argument list."""
     return command[command.index(name) + 1]
@@ -45,7 +53,9 @@ def test_vllm_holds_a_gpu_and_listens_on_the_pods_loopback_only() -> None:
     assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert flag(vllm["args"], "--host") == "127.0.0.1" and "ports" not in vllm
     launcher = build_command(
-        VllmOptions(model="m", port=1, max_model_len=1, gpu_memory_utilization=0.5)
+        VllmOptions(
+            model="m", port=1, max_model_len=1, gpu_memory_utilization=0.5, tool_call_parser="p"
+        )
     )
     flags = {arg for arg in vllm["args"] if arg.startswith("--")}
     assert flags <= {arg for arg in launcher if arg.startswith("--")} | {"--model"}
@@ -58,7 +68,7 @@ def test_miner_serves_the_vllm_beside_it_with_its_own_hotkey() -> None:
     # The image's ENTRYPOINT is `bitgate miner serve`: the manifest passes arguments only.
     entrypoint = json.loads(dict(dockerfile_instructions(DOCKERFILE))["ENTRYPOINT"])
     assert entrypoint == ["bitgate", "miner", "serve"] and "command" not in miner
-    args = build_parser().parse_args(["miner", "serve", *miner["args"]])
+    args = build_parser().parse_args(["miner", "serve", *filled(miner["args"])])
     assert args.upstream == f"http://127.0.0.1:{flag(vllm['args'], '--port')}"
     assert args.model == flag(vllm["args"], "--served-model-name")
     assert args.allow_hotkey and not args.allow_any_signer
@@ -84,7 +94,7 @@ def test_miner_serves_the_vllm_beside_it_with_its_own_hotkey() -> None:
 
 def test_axon_port_is_the_images_and_the_services() -> None:
     miner = containers()["miner"]
-    args = build_parser().parse_args(["miner", "serve", *miner["args"]])
+    args = build_parser().parse_args(["miner", "serve", *filled(miner["args"])])
     exposed = int(dict(dockerfile_instructions(DOCKERFILE))["EXPOSE"])
     assert args.port == exposed
     assert [p["containerPort"] for p in miner["ports"]] == [exposed]

@@ -295,7 +295,10 @@ async def test_unverified_bodies_are_capped_in_number() -> None:
     verifier = Verifier(hotkey.ss58_address, SignerPolicy([validator.ss58_address]))
     body = orjson.dumps(chat())
     signer = Signer(validator)
-    async with upstream() as pool, miner(pool.urls[0], verifier, max_unverified=2) as (url, srv):
+    async with (
+        upstream() as pool,
+        miner(pool.urls[0], verifier, max_unverified=2, unverified_grace_s=60) as (url, srv),
+    ):
         port = int(url.rsplit(":", 1)[1])
         slow = []
         for _ in range(2):  # good headers, then a body that never finishes uploading

@@ -18,6 +18,7 @@ from miners.keys import new_keypair, write_hotkey_file
 from miners.vllm_launch import VllmError, VllmOptions, VllmProcess, build_command
 from router.epistula import Signer
 from tests.support import ROOT, free_port, wait_http
+from tests.vllm_double import write_fake_vllm
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +28,7 @@ CHAT_BODY = orjson.dumps({"messages": [{"role": "user", "content": "Why is the s
 @pytest.fixture
 def fake_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An executable `vllm` that runs tests/fake_vllm.py; it records its argv and pid."""
-    executable = tmp_path / "vllm"
-    executable.write_text(f'#!/bin/sh\nexec {sys.executable} {ROOT}/tests/fake_vllm.py "$@"\n')
-    executable.chmod(0o755)
+    executable = write_fake_vllm(tmp_path)
     monkeypatch.setenv("FAKE_VLLM_RECORD", str(tmp_path / "record.json"))
     return executable
 
@@ -259,3 +258,41 @@ async def test_vllm_never_sees_the_miners_secrets(
     assert "HF_TOKEN" in seen and "PATH" in seen
     assert not {"BITGATE_MINER_HOTKEY_MNEMONIC", "BITGATE_MINER_UPSTREAM_API_KEY"} & set(seen)
     assert "WALLET_PASSWORD" not in seen
+
+
+async def test_launch_refuses_a_vllm_other_than_the_pinned_one(
+    fake_vllm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_VLLM_VERSION", "0.9.2")
+    options = VllmOptions(model="tiny", port=free_port(), executable=str(fake_vllm))
+    with pytest.raises(VllmError, match=r"0\.9\.2, not the pinned 0\.33\.0"):
+        await VllmProcess(options, startup_timeout_s=60, any_version=False).start()
+    async with VllmProcess(options, startup_timeout_s=60) as _:  # unless told any version will do
+        pass
+
+
+def test_command_turns_tool_calling_on_with_the_families_parser() -> None:
+    options = VllmOptions(model="m", port=1, tool_call_parser="hermes")
+    command = build_command(options)
+    assert command[command.index("--tool-call-parser") + 1] == "hermes"
+    assert "--enable-auto-tool-choice" in command
+    assert "--enable-auto-tool-choice" not in build_command(VllmOptions(model="m", port=1))
+
+
+def test_metagraph_signers_need_sn1_validator_stake_by_default(tmp_path: Path) -> None:
+    from gateway.commands.cli import build_parser
+    from miners.serve_cli import build_policy
+
+    staked, poor = new_keypair().ss58_address, new_keypair().ss58_address
+    not_serving = {"ip": "0.0.0.0", "port": 0}
+    neurons = [
+        {"uid": i, "hotkey": key, "coldkey": key, "stake": stake, "axon": not_serving}
+        for i, (key, stake) in enumerate(((staked, 5000.0), (poor, 100.0)))
+    ]
+    path = tmp_path / "metagraph.json"
+    path.write_text(json.dumps({"netuid": 1, "neurons": neurons}))
+    base = ["miner", "serve", "--upstream", "http://127.0.0.1:1", "--metagraph", str(path)]
+    default = build_policy(build_parser().parse_args(base))
+    anyone = build_policy(build_parser().parse_args([*base, "--min-stake", "0"]))
+    assert default(staked) and not default(poor)
+    assert anyone(poor)
