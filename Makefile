@@ -63,7 +63,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy gateway router ranking miners load
+	$(VENV)/bin/mypy gateway router ranking miners load tests/unit/gateway/strategies/fakes.py
 
 test: install redis-server promtool chromium node-clients lint typecheck
 	$(VENV)/bin/pytest -q
