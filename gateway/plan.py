@@ -86,14 +86,19 @@ def miner_body(kind: Kind, raw: dict[str, Any], config: PoolConfig, stream: bool
     return orjson.dumps(forward)
 
 
-def _check_limits(options: BitgateOptions, config: PoolConfig, raw: dict[str, Any]) -> None:
+def _check_limits(
+    options: BitgateOptions, config: PoolConfig, raw: dict[str, Any], request: SamplingFields
+) -> None:
     """400 when a request asks for more tokens, fan-out or time than its pool allows."""
     for name in ("max_tokens", "max_completion_tokens"):
-        asked = raw.get(name)
-        if isinstance(asked, int) and asked > config.max_tokens_limit:
+        asked = getattr(request, name, None)  # validated: 5e6 is the integer 5000000
+        if asked is None:
+            continue
+        if asked > config.max_tokens_limit:
             raise BadRequest(
                 f"{name} may be at most {config.max_tokens_limit} in this pool.", param=name
             )
+        raw[name] = asked  # miners get the integer, not 1.0e3
     limits = (
         ("bitgate.top_k", options.top_k, config.max_top_k),
         ("bitgate.sample", options.sample, config.max_top_k),
@@ -159,7 +164,7 @@ class Planner:
         pool = self.pool(request.model)
         config = pool.config
         opts = request.bitgate or BitgateOptions()
-        _check_limits(opts, config, raw)
+        _check_limits(opts, config, raw, request)
         _check_uids(opts, pool)
         n = request.n or 1
         if n > config.max_top_k:
