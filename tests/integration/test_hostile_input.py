@@ -27,7 +27,7 @@ def tool(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name, "parameters": parameters}}
 
 
-SCHEMA_FLOODS = {
+SCHEMA_FLOODS: dict[str, dict[str, Any]] = {
     "response_format": {
         "response_format": {
             "type": "json_schema",
