@@ -77,3 +77,39 @@ def test_a_tool_call_whose_unique_items_cost_seconds_never_stalls_the_gateway(
             gateway.stop()
     assert resp.status_code == 200, resp.text
     assert stall < STALL_S, f"/healthz waited {stall:.3f} s"
+
+
+def _rss_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def tiny_values(size: int) -> bytes:
+    """A JSON array of empty objects, `size` bytes long: ~24x its size once parsed."""
+    count = (size - 2) // 3
+    return b"[" + b",".join([b"{}"] * count) + b"]"
+
+
+def test_twenty_hostile_replies_at_once_cost_the_gateway_under_25_mib(
+    loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    # Failed before: each reply was parsed whole (~48 MiB of objects per 2 MiB reply; the
+    # peak grew 81 MiB here, the issue saw 819 MiB). Now each is refused after 64 KiB.
+    hostile = tiny_values(2 * 1024 * 1024 - 1024)
+    with miners(loop_thread, *[hostile] * 20) as ports:
+        path = pool_file(tmp_path / "p.json", ports)
+        gateway = GatewayProcess("--metagraph", str(path), "--top-k", "20", "--ranker", "filters")
+        try:
+            pid = gateway.proc.pid
+            assert post(gateway, {"model": "sim", "messages": QUESTION}).status_code == 502
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak RSS starts again here
+            before = _rss_mib(pid, "VmRSS")
+            resp = post(gateway, {"model": "sim", "messages": QUESTION})
+            grown = _rss_mib(pid, "VmHWM") - before
+        finally:
+            gateway.stop()
+    assert resp.status_code == 502, resp.text
+    assert "invalid" in resp.json()["error"]["message"]
+    assert grown < 25, f"the gateway grew {grown:.0f} MiB"
