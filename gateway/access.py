@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import AuthFailure, Identity, KeyRing, auth_required
+from gateway.bounds import prompt_chars
 from gateway.config import Settings
 from gateway.errors import GatewayError, ModelNotFound, RateLimited, error_response
 from gateway.keys import KeyStore
@@ -35,6 +36,8 @@ COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 DEFAULT_COMPLETION_TOKENS = 256  # reserved when a request sets no max_tokens
 MAX_RESERVED_TOKENS = 1_000_000
+# Besides the messages or prompt, what a miner's prompt holds (its tokens are charged).
+PROMPT_FIELDS = ("tools", "functions", "response_format", "tool_choice")
 FLUSH_S = 0.5
 REDIS_TIMEOUT_S = 0.25
 LEASE_MARGIN_S = 60.0
@@ -56,15 +59,36 @@ class Access:
     ledger: UsageLedger
     redis: aioredis.Redis | None = None
     flusher: asyncio.Task[None] | None = field(default=None)
+    held: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    releases: set[asyncio.Task[None]] = field(default_factory=set)
 
     def settled(self, record: RequestRecord, adm: Admission | None) -> None:
         """A request's fan-out is over: record its usage and charge its real tokens."""
         if adm is not None:
             self.limiter.settle(adm, record.winner_tokens)
+            if adm.release_on_settle:
+                self._release_soon(adm)
         if record.pool is not None:
             self.ledger.record(
                 record.key or "anonymous", record.pool, record.winner_tokens, record.fanout_tokens
             )
+
+    def hold_until_settled(self, adm: Admission) -> None:
+        """Keep the key's in-flight slot while the request's miner calls still run (a race
+        answered early): freed when they settle, at the lease's time to live at the latest."""
+        adm.release_on_settle = True
+        loop = asyncio.get_running_loop()
+        self.held[id(adm)] = loop.call_later(self.limiter.lease_ttl_s, self._release_soon, adm)
+
+    def _release_soon(self, adm: Admission) -> None:
+        """Free a held slot (once), in a task kept until it is done."""
+        timer = self.held.pop(id(adm), None)
+        if timer is None:
+            return
+        timer.cancel()
+        task = asyncio.get_running_loop().create_task(self.limiter.release(adm))
+        self.releases.add(task)
+        task.add_done_callback(self.releases.discard)
 
     async def flush(self) -> None:
         """Write usage and token corrections to Redis."""
@@ -111,6 +135,9 @@ async def close_access(access: Access) -> None:
         access.flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await access.flusher
+    for timer in access.held.values():
+        timer.cancel()
+    await asyncio.gather(*access.releases, return_exceptions=True)
     await access.flush()
     if access.redis is not None:
         await access.redis.aclose()
@@ -139,7 +166,12 @@ async def buffered(receive: Receive, limit: int) -> tuple[Receive, bytes]:
 
 
 def peek(body: bytes) -> tuple[str | None, int]:
-    """The model a body asks for and the tokens to reserve for it (prompt + max output)."""
+    """The model a body asks for and the tokens to reserve for it (prompt + max output).
+
+    The prompt is what a miner reads (the text, and the tools and formats it is shown), never
+    the body's length: fields that are not forwarded must not buy a bigger reservation, and
+    so a bigger refund (gateway.limits refunds at most what it charged).
+    """
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -147,8 +179,11 @@ def peek(body: bytes) -> tuple[str | None, int]:
     fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
     model = fields.get("model")
     most = fields.get("max_completion_tokens") or fields.get("max_tokens")
-    output = most if isinstance(most, int) and most > 0 else DEFAULT_COMPLETION_TOKENS
-    tokens = math.ceil(len(body) / CHARS_PER_TOKEN) + output
+    output = DEFAULT_COMPLETION_TOKENS
+    if isinstance(most, int | float) and not isinstance(most, bool) and most >= 1:
+        output = int(min(most, MAX_RESERVED_TOKENS))
+    shown = sum(len(orjson.dumps(fields[k])) for k in PROMPT_FIELDS if k in fields)
+    tokens = math.ceil((prompt_chars(fields) + shown) / CHARS_PER_TOKEN) + output
     return (model if isinstance(model, str) else None), min(tokens, MAX_RESERVED_TOKENS)
 
 
@@ -250,10 +285,13 @@ class AccessMiddleware:
         self, access: Access, record: RequestRecord, adm: Admission | None, status: int
     ) -> None:
         """Free the key's slot, refund an unused reservation, log the request."""
+        settle_follows = status == 200 and record.path in COMPLETION_PATHS
         if adm is not None and adm.refused is None:
-            await access.limiter.release(adm)
+            if settle_follows and not record.settled:
+                access.hold_until_settled(adm)
+            else:
+                await access.limiter.release(adm)
             if not record.settled and status != 200:
                 access.limiter.settle(adm, 0)
-        settle_follows = status == 200 and record.path in COMPLETION_PATHS
         if record.path not in UNLOGGED_PATHS:
             record.responded(status, settle_follows)

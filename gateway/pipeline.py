@@ -14,7 +14,7 @@ from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
 from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef
-from gateway.request_log import settled
+from gateway.request_log import chose, settled
 from gateway.usage import fanout_tokens
 from ranking.base import Candidate, Ranker, Ranking
 from ranking.filters import cheap_reasons
@@ -59,7 +59,9 @@ class Result:
             "candidates": [self._candidate(r) for r in self.replies]
             + [{"uid": n.uid, "hotkey": n.hotkey, "status": "pending"} for n in self.pending],
             "overhead_ms": round(self.overhead_ms, 3),
-            "fanout_usage": fanout_tokens(self.replies, plan.prompt.text).block(len(self.replies)),
+            "fanout_usage": fanout_tokens(self.replies, plan.prompt.text, len(plan.body)).block(
+                len(self.replies)
+            ),
         }
         if plan.n > 1:
             block["choices"] = [{"index": i, **miner_ref(r)} for i, r in enumerate(self.chosen)]
@@ -226,6 +228,7 @@ class Settler:
         slowest_ms = max(r.latency_ms for r in replies)
         result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - slowest_ms, 0.0)
         self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
+        chose(result.chosen)
         return result
 
     def early_result(
@@ -242,6 +245,7 @@ class Settler:
         result = Result(plan, winner, done, pending=pending, choices=choices or [])
         result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - winner.latency_ms, 0.0)
         self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
+        chose(result.chosen)
         return result
 
     def settle(
@@ -285,6 +289,7 @@ class Settler:
         cancel_all(tasks)
         finished = [t.result() for t in tasks if t.done() and not t.cancelled()]
         if not finished:
+            settled(plan, [], None)  # nothing to score; the key's held slot is freed
             return
 
         async def finish() -> None:

@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -21,6 +21,8 @@ from router.miner_client import Reply
 logger = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4
+# Tokens a chat template and special tokens may add to a prompt or a completion.
+TEMPLATE_TOKENS = 64
 USAGE_PREFIX = "bitgate:usage:"  # + key name: hash of "{pool}|{field}" → count
 FIELDS = ("requests", "winner_tokens", "fanout_tokens")
 
@@ -64,23 +66,71 @@ def _reported(reply: Reply) -> dict[str, Any] | None:
     return usage
 
 
-def reply_tokens(reply: Reply, prompt_text: str) -> Tokens:
-    """What one miner call cost: its reported usage, else an estimate (failures: 0)."""
+def _reasoning(part: Any) -> str:
+    """The reasoning text of a message or delta (vLLM's two names for it)."""
+    if not isinstance(part, dict):
+        return ""
+    text = part.get("reasoning_content") or part.get("reasoning")
+    return text if isinstance(text, str) else ""
+
+
+def said_bytes(reply: Reply) -> int:
+    """The UTF-8 bytes of what a reply said: its text (or tool calls) and its reasoning."""
+    reasoning = 0
+    choices = reply.body.get("choices") if reply.body else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reasoning = len(_reasoning(choices[0].get("message")).encode())
+    for chunk in reply.chunks:
+        deltas = chunk.get("choices")
+        if isinstance(deltas, list) and deltas and isinstance(deltas[0], dict):
+            reasoning += len(_reasoning(deltas[0].get("delta")).encode())
+    return len(reply.text.encode()) + reasoning
+
+
+def reply_tokens(reply: Reply, prompt_text: str, prompt_bytes: int | None = None) -> Tokens:
+    """What one miner call cost: its reported usage, else an estimate (failures: 0).
+
+    Reported usage is a claim: no more prompt tokens than the bytes sent to the miner
+    (`prompt_bytes`, else the prompt's own) and no more completion tokens than the bytes it
+    said, each plus `TEMPLATE_TOKENS`; a token is at least one byte.
+    """
     usage = _reported(reply)
     if usage is not None:
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int) and min(prompt, completion) >= 0:
-            return Tokens(prompt, completion)
+        if _count(prompt) and _count(completion):
+            sent = len(prompt_text.encode()) if prompt_bytes is None else prompt_bytes
+            return Tokens(
+                min(prompt, sent + TEMPLATE_TOKENS),
+                min(completion, said_bytes(reply) + TEMPLATE_TOKENS),
+            )
     if not reply.ok:
         return Tokens()
     return Tokens(estimate(prompt_text), estimate(reply.text), estimated=True)
 
 
-def fanout_tokens(replies: Sequence[Reply], prompt_text: str) -> Tokens:
+def _count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def chosen_tokens(replies: Sequence[Reply], prompt_text: str, prompt_bytes: int) -> Tokens:
+    """What the replies returned to the client cost (n > 1: every choice's completion;
+    the prompt once, the largest any of them claims)."""
+    total = Tokens()
+    for reply in replies:
+        one = reply_tokens(reply, prompt_text, prompt_bytes)
+        total.prompt = max(total.prompt, one.prompt)
+        total.completion += one.completion
+        total.estimated = total.estimated or one.estimated
+    return total
+
+
+def fanout_tokens(
+    replies: Sequence[Reply], prompt_text: str, prompt_bytes: int | None = None
+) -> Tokens:
     """The tokens of every miner call of a request, together."""
     total = Tokens()
     for reply in replies:
-        one = reply_tokens(reply, prompt_text)
+        one = reply_tokens(reply, prompt_text, prompt_bytes)
         total.prompt += one.prompt
         total.completion += one.completion
         total.estimated = total.estimated or one.estimated
