@@ -2,7 +2,10 @@
 
 An ASGI middleware rather than a dependency, so that a streamed reply holds its key's
 request-in-flight slot until its last byte, and every response (refusals included)
-carries `x-request-id` and the key's `x-ratelimit-*` headers.
+carries `x-request-id` and the key's `x-ratelimit-*` headers. It is the outermost: a key
+is checked from the headers before gateway.admission takes a slot or reads a byte of the
+body (a 401 closes the connection); the key's pools and limits are checked on the body
+once admission has read it (`BODY_CHECK`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -19,10 +23,11 @@ import redis.asyncio as aioredis
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.admission import BODY_CHECK
 from gateway.auth import AuthFailure, Identity, KeyRing, auth_required
 from gateway.bounds import prompt_chars
 from gateway.config import Settings
-from gateway.errors import GatewayError, ModelNotFound, RateLimited, error_response
+from gateway.errors import ModelNotFound, RateLimited, error_response
 from gateway.keys import KeyStore
 from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
@@ -143,28 +148,6 @@ async def close_access(access: Access) -> None:
         await access.redis.aclose()
 
 
-async def buffered(receive: Receive, limit: int) -> tuple[Receive, bytes]:
-    """Read the body (up to just past `limit`) and a `receive` that hands it on unchanged."""
-    messages: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
-        if not message.get("more_body", False) or size > limit:
-            break
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-
-    async def replay() -> Message:
-        if messages:
-            return messages.pop(0)
-        return await receive()
-
-    return replay, body
-
-
 def peek(body: bytes) -> tuple[str | None, int]:
     """The model a body asks for and the tokens to reserve for it (prompt + max output).
 
@@ -211,7 +194,6 @@ class AccessMiddleware:
         token = CURRENT.set(record)
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", record.id.encode())]
         status = 500
-        adm: Admission | None = None
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -220,47 +202,50 @@ class AccessMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
+        held: list[Admission] = []  # the key's admission, once its body has been read
+
+        async def check_body(identity: Identity, body: bytes) -> None:
+            adm = await self._admit(access, identity, body)
+            if adm is not None:
+                held.append(adm)
+                extra.extend((k.encode(), v.encode()) for k, v in adm.headers().items())
+
         try:
             try:
-                receive, adm = await self._door(access, scope, headers, receive, record)
-            except GatewayError as exc:
-                if isinstance(exc, AuthFailure):
-                    access.metrics.auth_failures.labels(exc.reason).inc()
+                identity = await self._identify(access, scope, headers, record)
+            except AuthFailure as exc:
+                access.metrics.auth_failures.labels(exc.reason).inc()
                 access.metrics.requests.labels("unknown", "none", str(exc.status)).inc()
+                extra.append((b"connection", b"close"))  # its body is never read
                 await error_response(exc)(scope, receive, send_with_headers)
                 return
-            if adm is not None:
-                extra.extend((k.encode(), v.encode()) for k, v in adm.headers().items())
+            if (
+                identity is not None
+                and scope["method"] == "POST"
+                and record.path in COMPLETION_PATHS
+            ):
+                record.on_settle = lambda done: access.settled(done, held[0] if held else None)
+                if identity.pools is not None or identity.limited:
+                    # Run by gateway.admission once the body is in, inside an in-flight slot.
+                    scope[BODY_CHECK] = partial(check_body, identity)
             await self.app(scope, receive, send_with_headers)
         finally:
             CURRENT.reset(token)
-            await self._finish(access, record, adm, status)
+            await self._finish(access, record, held[0] if held else None, status)
 
-    async def _door(
-        self,
-        access: Access,
-        scope: Scope,
-        headers: Headers,
-        receive: Receive,
-        record: RequestRecord,
-    ) -> tuple[Receive, Admission | None]:
-        """Who calls, and whether their key lets this request in (API routes only)."""
+    async def _identify(
+        self, access: Access, scope: Scope, headers: Headers, record: RequestRecord
+    ) -> Identity | None:
+        """Who calls, from the headers alone (API routes only): before any in-flight slot is
+        taken or any body byte read, so a caller with no valid key costs neither."""
         if not scope["path"].startswith("/v1/"):
-            return receive, None
+            return None
         identity = await access.keyring.identify(headers.get("authorization"))
         record.key = identity.name
-        if scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
-            return receive, None
-        return await self._admit(access, identity, receive, record)
+        return identity
 
-    async def _admit(
-        self, access: Access, identity: Identity, receive: Receive, record: RequestRecord
-    ) -> tuple[Receive, Admission | None]:
-        """Check the key's pools and limits; the body is read once and handed on."""
-        if identity.pools is None and not identity.limited:
-            record.on_settle = lambda done: access.settled(done, None)
-            return receive, None
-        receive, body = await buffered(receive, access.settings.max_body_bytes)
+    async def _admit(self, access: Access, identity: Identity, body: bytes) -> Admission | None:
+        """Check the key's pools and limits against the body (read once, by admission)."""
         model, tokens = peek(body)
         if identity.pools is not None and model is not None and model not in identity.pools:
             raise ModelNotFound(
@@ -268,8 +253,7 @@ class AccessMiddleware:
                 param="model",
             )
         if not identity.limited:
-            record.on_settle = lambda done: access.settled(done, None)
-            return receive, None
+            return None
         adm = await access.limiter.admit(identity, tokens)
         if adm.refused is not None:
             access.metrics.ratelimit_rejections.labels(identity.name, adm.refused).inc()
@@ -278,8 +262,7 @@ class AccessMiddleware:
                 f"Retry after {adm.headers()['retry-after']}s.",
                 headers=adm.headers(),
             )
-        record.on_settle = lambda done: access.settled(done, adm)
-        return receive, adm
+        return adm
 
     async def _finish(
         self, access: Access, record: RequestRecord, adm: Admission | None, status: int

@@ -25,7 +25,6 @@ from gateway.state import GatewayState
 from gateway.strategies import Strategies
 from gateway.supervisor import Supervisor
 from gateway.telemetry import setup_tracing
-from router.epistula import Signer
 from miners.keys import load_hotkey
 from ranking import registry
 from ranking.base import Ranker
@@ -33,6 +32,7 @@ from ranking.embedding import EmbeddingModel, serve_embeddings
 from ranking.static import StaticModel, load_if_built, serve_static
 from router.availability import watch_availability
 from router.backpressure import Backpressure
+from router.epistula import Signer
 from router.miner_client import AddressHook, MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
@@ -193,7 +193,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(pages)
-    app.add_middleware(AccessMiddleware)
-    setup_tracing(app, settings)
+    # Outermost last: the key from the headers (access), then a slot and the body (admission).
     app.add_middleware(Admission, gateway=lambda: app.state.gateway)
+    setup_tracing(app, settings)
+    app.add_middleware(AccessMiddleware)
     return app

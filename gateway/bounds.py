@@ -1,10 +1,10 @@
 """Bounds on what a client may send: JSON depth and size, messages, and prompt text.
 
 The shape of the JSON (how deep it nests, how many values it holds; router.json_shape) is
-read from the bytes as they arrive (gateway.admission), before anything parses them: a body of millions of
-tiny elements would grow ~20x as Python objects, so it is refused first. Message count
-and text are checked on the parsed body, before validation, so a hostile body never
-reaches pydantic, the rankers or the miners.
+read from the bytes as they arrive (gateway.admission), before anything parses them: a
+body of millions of tiny elements would grow ~20x as Python objects, so it is refused
+first. Message count and text are checked on the parsed body, before validation, so a
+hostile body never reaches pydantic, the rankers or the miners.
 """
 
 from __future__ import annotations

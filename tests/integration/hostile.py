@@ -3,6 +3,7 @@ and the longest the gateway's `/healthz` went unanswered while something ran."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,10 +40,30 @@ def chat_reply(message: dict[str, Any], usage: dict[str, int] | None = None) -> 
     return orjson.dumps(reply)
 
 
+class Miner(FaultServer):
+    """A fault server whose stop also ends the exchanges still running (a slow answer)."""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
+        try:
+            await super()._serve(reader, writer)
+        finally:
+            self.connections.discard(task)
+
+    async def stop(self) -> None:
+        """Stop listening, and end every exchange (its socket closed)."""
+        await super().stop()
+        for task in list(self.connections):
+            task.cancel()
+        await asyncio.gather(*self.connections, return_exceptions=True)
+
+
 @contextmanager
 def miners(loop: LoopThread, *bodies: bytes, delay_s: float = 0.0) -> Iterator[list[int]]:
     """One miner per body on loopback; yields their ports."""
-    servers = [loop.run(FaultServer(answering(b), delay_s=delay_s).start()) for b in bodies]
+    servers = [loop.run(Miner(answering(b), delay_s=delay_s).start()) for b in bodies]
     try:
         yield [s.port for s in servers]
     finally:

@@ -3,6 +3,8 @@ invents, the door before the queue, bounded replies (issue 19), against a real g
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,44 @@ def test_twenty_hostile_replies_at_once_cost_the_gateway_under_25_mib(
     assert resp.status_code == 502, resp.text
     assert "invalid" in resp.json()["error"]["message"]
     assert grown < 25, f"the gateway grew {grown:.0f} MiB"
+
+
+def _keyless_trickle(port: int) -> socket.socket:
+    """A keyless request that declares a 1 MB body and sends a few bytes of it."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000000\r\n\r\n{"model": "sim", '
+    )
+    return sock
+
+
+def test_keyless_sockets_trickling_bodies_never_take_a_keyed_callers_slot(
+    loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    # Failed before: the in-flight slot was taken, and the body read, before the key check.
+    env = {"BITGATE_AUTH": "required", "BITGATE_API_KEYS": "sk-good", "BITGATE_MAX_INFLIGHT": "4"}
+    keyed = {"authorization": "Bearer sk-good"}
+    with miners(loop_thread, chat_reply({"content": "Paris."})) as ports:
+        path = pool_file(tmp_path / "p.json", ports)
+        gateway = GatewayProcess("--metagraph", str(path), env=env)
+        sockets: list[socket.socket] = []
+        try:
+            sockets = [_keyless_trickle(gateway.port) for _ in range(48)]
+            time.sleep(0.5)
+            for sock in sockets:
+                sock.sendall(b" ")
+            statuses = [
+                post(gateway, {"model": "sim", "messages": QUESTION}, headers=keyed).status_code
+                for _ in range(8)
+            ]
+            assert statuses == [200] * 8, statuses
+            answers = []
+            for sock in sockets:
+                sock.settimeout(10)
+                answers.append(sock.recv(65536))
+        finally:
+            for sock in sockets:
+                sock.close()
+            gateway.stop()
+    assert all(a.startswith(b"HTTP/1.1 401") for a in answers), {a[:20] for a in answers}
