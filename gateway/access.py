@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.admission import BODY_CHECK
+from gateway.admission import BODY_CHECK, KEY_POOLS
 from gateway.auth import AuthFailure, Identity, KeyRing, auth_required
 from gateway.bounds import prompt_chars
 from gateway.config import Settings
@@ -32,7 +32,7 @@ from gateway.keys import KeyStore
 from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
 from gateway.request_log import CURRENT, RequestRecord, request_id
-from gateway.usage import CHARS_PER_TOKEN, UsageLedger
+from gateway.usage import CHARS_PER_TOKEN, UsageLedger, key_label
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ async def open_access(settings: Settings, metrics: Metrics) -> Access:
         metrics=metrics,
         keyring=keyring,
         limiter=Limiter(redis, settings.limits_fallback_share, lease_ttl_s),
-        ledger=UsageLedger(redis, metrics),
+        ledger=UsageLedger(redis, metrics, settings.metrics_key_names),
         redis=redis,
     )
     access.flusher = asyncio.get_running_loop().create_task(_flush_loop(access), name="access")
@@ -242,6 +242,7 @@ class AccessMiddleware:
             return None
         identity = await access.keyring.identify(headers.get("authorization"))
         record.key = identity.name
+        scope[KEY_POOLS] = identity.pools  # the routes list and show only these
         return identity
 
     async def _admit(self, access: Access, identity: Identity, body: bytes) -> Admission | None:
@@ -256,7 +257,8 @@ class AccessMiddleware:
             return None
         adm = await access.limiter.admit(identity, tokens)
         if adm.refused is not None:
-            access.metrics.ratelimit_rejections.labels(identity.name, adm.refused).inc()
+            label = key_label(identity.name, access.settings.metrics_key_names)
+            access.metrics.ratelimit_rejections.labels(label, adm.refused).inc()
             raise RateLimited(
                 f"Rate limit reached for key '{identity.name}': {LIMIT_NAMES[adm.refused]}. "
                 f"Retry after {adm.headers()['retry-after']}s.",

@@ -24,6 +24,8 @@ COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 # The scope key of the caller's check of a whole body (its key's pools and limits,
 # gateway.access): run here once the body is read, inside the request's slot.
 BODY_CHECK = "bitgate.body_check"
+# The scope key of the pools the caller's key is limited to (None: every pool).
+KEY_POOLS = "bitgate.key_pools"
 BodyCheck = Callable[[bytes], Awaitable[None]]
 
 

@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     limits_fallback_share: float = Field(default=1.0, gt=0, le=1)
     # Put the prompt in the request log line (off: never logged).
     log_prompts: bool = False
+    # Name keys in /metrics (`key` label of bitgate_key_*, bitgate_ratelimit_rejections);
+    # off: every key is counted as `all`, since /metrics is unauthenticated.
+    metrics_key_names: bool = False
     # OpenTelemetry traces over OTLP (the `otel` extra); unset: on when
     # OTEL_EXPORTER_OTLP_ENDPOINT is set.
     otel: bool | None = None

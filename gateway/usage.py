@@ -25,6 +25,7 @@ CHARS_PER_TOKEN = 4
 TEMPLATE_TOKENS = 64
 USAGE_PREFIX = "bitgate:usage:"  # + key name: hash of "{pool}|{field}" → count
 FIELDS = ("requests", "winner_tokens", "fanout_tokens")
+ALL_KEYS = "all"  # the `key` label of every key while BITGATE_METRICS_KEY_NAMES is off
 
 
 @dataclass(slots=True)
@@ -137,21 +138,29 @@ def fanout_tokens(
     return total
 
 
+def key_label(name: str, named: bool) -> str:
+    """A key as /metrics shows it: its name only when the operator asks for names."""
+    return name if named else ALL_KEYS
+
+
 class UsageLedger:
     """Counts usage in the metrics at once and in Redis on each `flush` (batched)."""
 
-    def __init__(self, redis: aioredis.Redis | None, metrics: Metrics) -> None:
+    def __init__(
+        self, redis: aioredis.Redis | None, metrics: Metrics, key_names: bool = False
+    ) -> None:
         self.redis = redis
         self.metrics = metrics
+        self.key_names = key_names
         self.pending: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         self.last_used: dict[str, float] = {}
 
     def record(self, key: str, pool: str, winner: int, fanout: int) -> None:
         """One request of `key` served by `pool`."""
-        m = self.metrics
-        m.key_requests.labels(key, pool).inc()
-        m.key_tokens.labels(key, pool, "winner").inc(winner)
-        m.key_tokens.labels(key, pool, "fanout").inc(fanout)
+        m, label = self.metrics, key_label(key, self.key_names)
+        m.key_requests.labels(label, pool).inc()
+        m.key_tokens.labels(label, pool, "winner").inc(winner)
+        m.key_tokens.labels(label, pool, "fanout").inc(fanout)
         counts = self.pending[(key, pool)]
         counts[0] += 1
         counts[1] += winner

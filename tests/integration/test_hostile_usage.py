@@ -3,6 +3,7 @@ returned, and its limits hold however the request is padded or raced (issue 19, 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,43 @@ def test_a_keys_slot_is_held_while_a_races_other_calls_run(
     assert during.status_code == 429, during.text
     assert "requests in flight" in during.json()["error"]["message"]
     assert after_settle
+
+
+def _two_pools(tmp_path: Path, port: int) -> Path:
+    for name in ("sim", "other"):
+        pool_file(tmp_path / f"{name}.json", [port], name=name)
+    pools = {
+        "pools": [{"name": n, "metagraph": str(tmp_path / f"{n}.json")} for n in ("sim", "other")]
+    }
+    path = tmp_path / "pools.json"
+    path.write_text(json.dumps(pools))
+    return path
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_a_key_sees_only_its_pools_and_metrics_name_no_key_unless_asked(
+    loop_thread: LoopThread, tmp_path: Path, clean_redis: str, named: bool
+) -> None:
+    # Failed before: /metrics named every key, and a key limited to `sim` listed `other`
+    # in /v1/models and read its leaderboard.
+    secret = create_key(clean_redis, "--name", "secret-tenant", "--pools", "sim")
+    headers = {"authorization": f"Bearer {secret}"}
+    env = keyed_env(clean_redis, BITGATE_METRICS_KEY_NAMES=str(named).lower())
+    with miners(loop_thread, chat_reply({"content": ANSWER})) as ports:
+        gateway = GatewayProcess("--pools", str(_two_pools(tmp_path, ports[0])), env=env)
+        try:
+            assert ask(gateway, secret).status_code == 200
+            models = httpx.get(gateway.base_url + "/v1/models", headers=headers, timeout=10)
+            own = httpx.get(gateway.base_url + "/v1/pools/sim/miners", headers=headers, timeout=10)
+            other = httpx.get(
+                gateway.base_url + "/v1/pools/other/miners", headers=headers, timeout=10
+            )
+            metrics = httpx.get(gateway.base_url + "/metrics", timeout=10).text
+        finally:
+            gateway.stop()
+    assert [m["id"] for m in models.json()["data"]] == ["sim"]
+    assert own.status_code == 200
+    assert other.status_code == 404
+    assert other.json()["error"]["message"] == "The pool 'other' does not exist."
+    assert ("secret-tenant" in metrics) is named
+    assert 'bitgate_key_requests_total{key="all",pool="sim"}' in metrics or named
