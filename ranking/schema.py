@@ -38,6 +38,7 @@ DEFAULT_SECONDS = 0.02
 COMPILE_STEPS = 50_000
 COMPILE_SECONDS = 0.1
 _TIME_EVERY = 64
+MAX_FORMAT_CHARS = 4096
 
 Keyword = Callable[[Any, Any, Any, Mapping[str, Any]], Iterator[ValidationError] | None]
 
@@ -155,6 +156,15 @@ def _unique_items(
         seen.add(key)
 
 
+def _format(validator: Any, format: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    # Formats are checked by parsers (`regex` compiles the string) whose cost grows with it:
+    # no format this validator knows needs more than a few KiB.
+    if isinstance(instance, str) and len(instance) > MAX_FORMAT_CHARS:
+        yield ValidationError(f"a {format!r} string of {len(instance)} characters is too long")
+        return
+    yield from _JSONSCHEMA_FORMAT(validator, format, instance, schema) or ()
+
+
 def _budgeted(keyword: Keyword) -> Keyword:
     """The keyword, charging one step of the current check's budget first."""
 
@@ -169,11 +179,13 @@ def _budgeted(keyword: Keyword) -> Keyword:
     return check
 
 
+_JSONSCHEMA_FORMAT: Keyword = Draft202012Validator.VALIDATORS["format"]
 _OWN: dict[str, Keyword] = {
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
     "uniqueItems": _unique_items,
+    "format": _format,
 }
 BoundedValidator = jsonschema.validators.extend(
     Draft202012Validator,

@@ -203,3 +203,12 @@ def test_a_subschema_naming_another_dialect_stays_in_the_budget() -> None:
     schema = compiled({"type": "object", "properties": {"xs": inner}})
     assert schema.conforms({"xs": list(range(100))}, Budget())
     assert not schema.conforms({"xs": list(range(100))}, Budget(steps=20))
+
+
+def test_a_format_is_not_checked_on_a_string_of_megabytes() -> None:
+    # Failed before: `format: regex` compiled a miner's 2 MB string (seconds of CPU).
+    pattern = {"type": "string", "format": "regex"}
+    schema = compiled({"type": "object", "properties": {"p": pattern}})
+    assert schema.conforms({"p": "[a-z]+"}, Budget())
+    assert not schema.conforms({"p": "("}, Budget())
+    assert not schema.conforms({"p": "[a-z]" * 1000}, Budget())
