@@ -195,7 +195,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(routes)
     app.include_router(pages)
-    app.add_middleware(AccessMiddleware)
-    setup_tracing(app, settings)
+    # Outermost last: the key from the headers (access), then a slot and the body (admission).
     app.add_middleware(Admission, gateway=lambda: app.state.gateway)
+    setup_tracing(app, settings)
+    app.add_middleware(AccessMiddleware)
     return app

@@ -7,9 +7,9 @@ the gateway builds them as plain dicts for orjson, and the OpenAPI document show
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from typing_extensions import TypedDict
 
 from router.scores import LeaderboardRow
@@ -17,6 +17,17 @@ from router.stats import Status
 
 Strategy = Literal["best_of", "race"]
 CandidateStatus = Status | Literal["pending"]
+
+
+def _a_number(value: Any) -> Any:
+    """Refuse what pydantic would turn into an integer but JSON does not call a number."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+# An integer the gateway caps: 5e6 and 1.0e7 are numbers and capped as such; true and "7" are not.
+Count = Annotated[int, BeforeValidator(_a_number)]
 
 
 class OpenAIModel(BaseModel):
@@ -30,14 +41,14 @@ class BitgateOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    top_k: int | None = Field(
+    top_k: Count | None = Field(
         default=None,
         ge=1,
         le=1024,
         description="Miners considered, the pool's top by incentive (at most the pool's "
         "max_top_k). Default: the pool's top_k.",
     )
-    sample: int | None = Field(
+    sample: Count | None = Field(
         default=None,
         ge=1,
         le=1024,
@@ -70,14 +81,14 @@ class BitgateOptions(BaseModel):
         description="Uniform share of the draw when sample < top_k (0: by score alone). "
         "Default: the pool's explore.",
     )
-    uids: list[int] | None = Field(
+    uids: list[Count] | None = Field(
         default=None,
         min_length=1,
         max_length=1024,
         description="Ask only these miners (by uid), those of them the pool may ask now; a "
         "uid the pool does not have is a 400. Default: any eligible miner.",
     )
-    exclude_uids: list[int] | None = Field(
+    exclude_uids: list[Count] | None = Field(
         default=None,
         max_length=1024,
         description="Never ask these miners (by uid). Default: none excluded.",
@@ -96,13 +107,13 @@ class SamplingFields(OpenAIModel):
 
     model: str = Field(min_length=1)
     stream: bool | None = False
-    n: int | None = Field(
+    n: Count | None = Field(
         default=1,
         ge=1,
         le=1024,
         description="How many replies: the top n ranked distinct replies, one per miner.",
     )
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Count | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     bitgate: BitgateOptions | None = Field(
@@ -114,7 +125,7 @@ class ChatCompletionRequest(SamplingFields):
     """`POST /v1/chat/completions`."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: Count | None = Field(default=None, ge=1)
 
 
 class CompletionRequest(SamplingFields):

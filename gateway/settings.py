@@ -93,6 +93,9 @@ class AccessSettings(Group):
     limits_fallback_share: float = Field(default=1.0, gt=0, le=1)
     # Put the prompt in the request log line (off: never logged).
     log_prompts: bool = False
+    # Name keys in /metrics (`key` label of bitgate_key_*, bitgate_ratelimit_rejections);
+    # off: every key is counted as `all`, since /metrics is unauthenticated.
+    metrics_key_names: bool = False
 
     _keys = field_validator("api_keys", mode="before")(split_list)
 

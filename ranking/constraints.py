@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from ranking.base import ToolCall
-from ranking.schema import CompiledSchema, SchemaRefused, compile_schema
+from ranking.schema import Budget, CompiledSchema, SchemaRefused, compile_budget, compile_schema
 
 JsonMode = Literal["text", "json_object", "json_schema"]
 ToolChoice = Literal["auto", "none", "required", "named"]
@@ -65,14 +65,14 @@ def _size(value: Any) -> int:
     return len(orjson.dumps(value))
 
 
-def _schema(value: Any, strict: bool, param: str) -> CompiledSchema:
+def _schema(value: Any, strict: bool, param: str, budget: Budget) -> CompiledSchema:
     try:
-        return compile_schema(value, strict, _size(value))
+        return compile_schema(value, strict, _size(value), budget)
     except SchemaRefused as exc:
         raise ConstraintError(f"{param}: {exc}", param) from None
 
 
-def _response_format(value: Any) -> tuple[JsonMode, CompiledSchema | None, bool]:
+def _response_format(value: Any, budget: Budget) -> tuple[JsonMode, CompiledSchema | None, bool]:
     if value is None:
         return "text", None, False
     if not isinstance(value, dict):
@@ -94,10 +94,11 @@ def _response_format(value: Any) -> tuple[JsonMode, CompiledSchema | None, bool]
         )
     strict = spec.get("strict") is True
     schema = spec.get("schema", {})
-    return "json_schema", _schema(schema, strict, "response_format.json_schema.schema"), strict
+    compiled = _schema(schema, strict, "response_format.json_schema.schema", budget)
+    return "json_schema", compiled, strict
 
 
-def _tools(value: Any) -> dict[str, Tool]:
+def _tools(value: Any, budget: Budget) -> dict[str, Tool]:
     if value is None:
         return {}
     if not isinstance(value, list) or len(value) > MAX_TOOLS:
@@ -122,7 +123,7 @@ def _tools(value: Any) -> dict[str, Tool]:
         schema = (
             None
             if parameters is None
-            else _schema(parameters, strict, f"{param}.function.parameters")
+            else _schema(parameters, strict, f"{param}.function.parameters", budget)
         )
         tools[name] = Tool(name, schema, strict)
     return tools
@@ -165,8 +166,9 @@ def constraints_of(raw: Mapping[str, Any], chat: bool = True) -> Constraints | N
     choice: ToolChoice = "none"
     named = None
     if chat:
-        json, schema, strict = _response_format(raw.get("response_format"))
-        tools = _tools(raw.get("tools"))
+        budget = compile_budget()  # every schema of the request together
+        json, schema, strict = _response_format(raw.get("response_format"), budget)
+        tools = _tools(raw.get("tools"), budget)
         choice, named = _tool_choice(raw.get("tool_choice"), tools)
     stop = raw.get("stop")
     has_stop = bool(stop) and isinstance(stop, str | list)

@@ -2,9 +2,11 @@
 
 A schema comes from the client and a reply from a miner: both are hostile. A schema is
 refused when it is bigger than `MAX_SCHEMA_BYTES`, nests deeper than `MAX_SCHEMA_DEPTH`, is
-not a valid 2020-12 schema, or refers outside itself. Checking a reply costs at most
-`budget.steps` keyword evaluations and `budget.seconds` of time (a schema of small size can
-still ask for exponential work through `$ref`s); over budget, the reply does not conform.
+not a valid 2020-12 schema, or refers outside itself. Checking a request's schemas against
+the meta-schema, and a reply against a schema, costs at most `budget.steps` keyword
+evaluations (uniqueness and patterns included) and `budget.seconds` of time (a schema of
+small size can still ask for exponential work through `$ref`s); over budget, the schema is
+refused and the reply does not conform.
 Regular expressions (`pattern`, `patternProperties`) run under the `regex` module's timeout,
 so a pattern with catastrophic backtracking cannot hang the event loop.
 """
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import attrs
 import jsonschema
 import regex
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
@@ -24,12 +27,18 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
+from ranking.meta_schema import flat_meta_schema
+
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_DEPTH = 32
 REGEX_TIMEOUT_S = 0.005
 DEFAULT_STEPS = 20_000
 DEFAULT_SECONDS = 0.02
+# Checking a request's schemas against the meta-schema, all of them together.
+COMPILE_STEPS = 50_000
+COMPILE_SECONDS = 0.1
 _TIME_EVERY = 64
+MAX_FORMAT_CHARS = 4096
 
 Keyword = Callable[[Any, Any, Any, Mapping[str, Any]], Iterator[ValidationError] | None]
 
@@ -66,8 +75,17 @@ class Budget:
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("schema_budget")
 
 
+def _spend() -> None:
+    """Charge one step to the current check's budget (if any)."""
+    budget = _BUDGET.get(None)
+    if budget is not None:
+        budget.spend()
+
+
 def _search(pattern: str, text: str) -> bool:
-    """`regex.search` under a timeout; a pattern that times out does not match."""
+    """`regex.search` under a timeout and one budget step; a pattern that times out does not
+    match."""
+    _spend()
     try:
         return regex.search(pattern, text, timeout=REGEX_TIMEOUT_S) is not None
     except TimeoutError:
@@ -105,6 +123,48 @@ def _additional_properties(
         yield ValidationError(f"additional properties are not allowed ({sorted(extras)[:5]})")
 
 
+def _canonical(value: Any) -> Any:
+    """A hashable form of a JSON value, equal exactly when jsonschema calls two values equal
+    (1 and 1.0 alike, true and 1 not); linear in the value's size."""
+    if isinstance(value, bool) or value is None:
+        return ("b", value)
+    if isinstance(value, int | float):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, list):
+        return ("a", tuple(_canonical(item) for item in value))
+    if isinstance(value, dict):
+        return ("o", frozenset((k, _canonical(v)) for k, v in value.items()))
+    return ("?", repr(value))
+
+
+def _unique_items(
+    validator: Any, unique: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    # jsonschema's own check is O(n^2) on unhashable or mixed items: 6,700 numbers and a
+    # string took 20 s. Hashing canonical forms is linear; each item is a budget step.
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen: set[Any] = set()
+    for item in instance:
+        _spend()
+        key = _canonical(item)
+        if key in seen:
+            yield ValidationError(f"{str(instance)[:80]} has non-unique elements")
+            return
+        seen.add(key)
+
+
+def _format(validator: Any, format: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    # Formats are checked by parsers (`regex` compiles the string) whose cost grows with it:
+    # no format this validator knows needs more than a few KiB.
+    if isinstance(instance, str) and len(instance) > MAX_FORMAT_CHARS:
+        yield ValidationError(f"a {format!r} string of {len(instance)} characters is too long")
+        return
+    yield from _JSONSCHEMA_FORMAT(validator, format, instance, schema) or ()
+
+
 def _budgeted(keyword: Keyword) -> Keyword:
     """The keyword, charging one step of the current check's budget first."""
 
@@ -119,10 +179,13 @@ def _budgeted(keyword: Keyword) -> Keyword:
     return check
 
 
+_JSONSCHEMA_FORMAT: Keyword = Draft202012Validator.VALIDATORS["format"]
 _OWN: dict[str, Keyword] = {
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
+    "uniqueItems": _unique_items,
+    "format": _format,
 }
 BoundedValidator = jsonschema.validators.extend(
     Draft202012Validator,
@@ -131,6 +194,22 @@ BoundedValidator = jsonschema.validators.extend(
         for name, keyword in Draft202012Validator.VALIDATORS.items()
     },
 )
+
+
+def _evolve_bounded(self: Any, **changes: Any) -> Any:
+    """jsonschema's `evolve`, minus its switch to the class a subschema's `$schema` names:
+    that class is unbudgeted (and its patterns use `re`), so a `$schema` anywhere in a schema,
+    the meta-schema's own vocabularies included, escaped the budget."""
+    cls = self.__class__
+    changes.setdefault("schema", self.schema)
+    for spec in attrs.fields(cls):
+        if spec.init and spec.alias not in changes:
+            changes[spec.alias] = getattr(self, spec.name)
+    return cls(**changes)
+
+
+BoundedValidator.evolve = _evolve_bounded
+_META = BoundedValidator(flat_meta_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _depth_and_refs(schema: Any) -> tuple[int, list[str]]:
@@ -187,8 +266,11 @@ class CompiledSchema:
             _BUDGET.reset(token)
 
 
-def compile_schema(schema: Any, strict: bool, size: int) -> CompiledSchema:
-    """Check a client schema (`size`: its JSON length) and build its validator, or refuse it."""
+def compile_schema(
+    schema: Any, strict: bool, size: int, budget: Budget | None = None
+) -> CompiledSchema:
+    """Check a client schema (`size`: its JSON length) and build its validator, or refuse it;
+    the check spends `budget` (one request's schemas share one, `compile_budget()`)."""
     if size > MAX_SCHEMA_BYTES:
         raise SchemaRefused(f"the schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are accepted")
     if not isinstance(schema, dict | bool):
@@ -205,20 +287,34 @@ def compile_schema(schema: Any, strict: bool, size: int) -> CompiledSchema:
         raise SchemaRefused("patternProperties with unevaluatedProperties is not supported")
     if strict:
         schema = closed(schema)
-    budget = Budget(steps=DEFAULT_STEPS * 5, seconds=DEFAULT_SECONDS * 5)
-    budget.start()
+    if budget is None:
+        budget = compile_budget()
     token = _BUDGET.set(budget)
     try:
-        Draft202012Validator.check_schema(schema)
+        # Against the meta-schema with the budgeted validator: jsonschema's `check_schema`
+        # is unbounded (anyOf of 21,000 empty schemas took 7.7 s of the event loop).
+        error = next(iter(_META.iter_errors(schema)), None)
+        if error is not None:
+            raise SchemaError(error.message)
         for pattern in patterns:
+            _spend()
             regex.compile(pattern)
     except SchemaError as exc:
         raise SchemaRefused(f"the schema is not valid JSON Schema: {exc.message[:200]}") from None
-    except (regex.error, OverBudget, RecursionError) as exc:
+    except OverBudget:
+        raise SchemaRefused("the schema is too large or complex to check") from None
+    except (regex.error, RecursionError, Unresolvable) as exc:
         raise SchemaRefused(f"the schema cannot be used: {str(exc)[:200]}") from None
     finally:
         _BUDGET.reset(token)
     return CompiledSchema(BoundedValidator(schema, format_checker=FormatChecker()))
+
+
+def compile_budget() -> Budget:
+    """The budget of checking one request's schemas (all of them together), started."""
+    budget = Budget(steps=COMPILE_STEPS, seconds=COMPILE_SECONDS)
+    budget.start()
+    return budget
 
 
 def _has_key(schema: Any, key: str) -> bool:

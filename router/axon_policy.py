@@ -52,7 +52,8 @@ REASONS = (
     "private",
 )
 
-HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*[A-Za-z0-9]?")
+# One DNS label; a name is checked label by label, so no pattern can backtrack over a whole name.
+HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 AddrInfo = tuple[Any, Any, int, str, tuple[Any, ...]]
 
@@ -63,6 +64,14 @@ class AxonRefused(OSError):
     def __init__(self, address: str, reason: str) -> None:
         super().__init__(f"axon address {address} refused: {reason}")
         self.reason = reason
+
+
+def is_host_name(host: str) -> bool:
+    """Whether `host` is a DNS name (labels of letters, digits and inner hyphens); linear time."""
+    name = host[:-1] if host.endswith(".") else host
+    if not 0 < len(name) <= 253:
+        return False
+    return all(HOST_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
@@ -120,7 +129,7 @@ class AxonPolicy:
         try:
             address = _unmapped(ipaddress.ip_address(host.strip("[]").split("%")[0]))
         except ValueError:
-            return None if HOST_NAME.fullmatch(host) else "invalid"
+            return None if is_host_name(host) else "invalid"
         for reason, network in NEVER:
             if address.version == network.version and address in network:
                 return reason

@@ -14,6 +14,7 @@ import orjson
 from router.axon_policy import AxonPolicy, AxonRefused
 from router.backpressure import Backpressure, retry_after_s
 from router.metagraph import Neuron
+from router.reply_shape import STREAM_MULTIPLE, ReplyShape
 from router.sse import StreamTooLarge, sse_lines
 from router.stats import Status
 from router.wire import Answer, InvalidReply, Kind, StreamAnswer, answer_of
@@ -154,10 +155,12 @@ class MinerClient:
             raise InvalidReply(f"reply of {length} bytes is over the cap")
         parts: list[bytes] = []
         size = 0
+        shape = ReplyShape()  # refused before it is parsed when it would parse too large
         while chunk := await resp.content.read(READ_CHUNK):
             size += len(chunk)
             if size > self.max_reply_bytes:
                 raise InvalidReply("reply is over the size cap")
+            shape.feed(chunk)
             parts.append(chunk)
         return b"".join(parts)
 
@@ -272,6 +275,7 @@ class MinerClient:
             if resp.status != 200:
                 raise MinerHTTPError(resp.status, resp.headers.get("Retry-After"))
             assembly = StreamAnswer(kind)
+            shape = ReplyShape(STREAM_MULTIPLE)
             # The line reader caps the whole stream, so no single line can outgrow it either.
             async for line in sse_lines(resp.content, self.max_reply_bytes):
                 if not line.startswith(b"data:"):
@@ -280,6 +284,7 @@ class MinerClient:
                 if data == b"[DONE]":
                     reply.answer = assembly.answer
                     return
+                shape.feed(data)
                 try:
                     chunk = orjson.loads(data)
                 except orjson.JSONDecodeError:

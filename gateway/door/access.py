@@ -2,7 +2,10 @@
 
 An ASGI middleware rather than a dependency, so that a streamed reply holds its key's
 request-in-flight slot until its last byte, and every response (refusals included)
-carries `x-request-id` and the key's `x-ratelimit-*` headers.
+carries `x-request-id` and the key's `x-ratelimit-*` headers. It is the outermost: a key
+is checked from the headers before gateway.door.inflight takes a slot or reads a byte of the
+body (a 401 closes the connection); the key's pools and limits are checked on the body
+once admission has read it (`BODY_CHECK`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,20 +25,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import Settings
 from gateway.door.auth import AuthFailure, Identity, KeyRing, auth_required
+from gateway.door.bounds import prompt_chars
+from gateway.door.inflight import BODY_CHECK, COMPLETION_PATHS, KEY_POOLS
 from gateway.door.keys import KeyStore
 from gateway.door.limits import Admission, Limiter
 from gateway.door.request_log import CURRENT, RequestRecord, request_id
-from gateway.door.usage import CHARS_PER_TOKEN, UsageLedger
-from gateway.errors import GatewayError, ModelNotFound, RateLimited, error_response
+from gateway.door.usage import CHARS_PER_TOKEN, UsageLedger, key_label
+from gateway.errors import ModelNotFound, RateLimited, error_response
 from gateway.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
 # Probes and scrapes get a request id but no log line: they would drown the requests.
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 DEFAULT_COMPLETION_TOKENS = 256  # reserved when a request sets no max_tokens
 MAX_RESERVED_TOKENS = 1_000_000
+# Besides the messages or prompt, what a miner's prompt holds (its tokens are charged).
+PROMPT_FIELDS = ("tools", "functions", "response_format", "tool_choice")
 FLUSH_S = 0.5
 REDIS_TIMEOUT_S = 0.25
 LEASE_MARGIN_S = 60.0
@@ -56,15 +63,36 @@ class Access:
     ledger: UsageLedger
     redis: aioredis.Redis | None = None
     flusher: asyncio.Task[None] | None = field(default=None)
+    held: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    releases: set[asyncio.Task[None]] = field(default_factory=set)
 
     def settled(self, record: RequestRecord, adm: Admission | None) -> None:
         """A request's fan-out is over: record its usage and charge its real tokens."""
         if adm is not None:
             self.limiter.settle(adm, record.winner_tokens)
+            if adm.release_on_settle:
+                self._release_soon(adm)
         if record.pool is not None:
             self.ledger.record(
                 record.key or "anonymous", record.pool, record.winner_tokens, record.fanout_tokens
             )
+
+    def hold_until_settled(self, adm: Admission) -> None:
+        """Keep the key's in-flight slot while the request's miner calls still run (a race
+        answered early): freed when they settle, at the lease's time to live at the latest."""
+        adm.release_on_settle = True
+        loop = asyncio.get_running_loop()
+        self.held[id(adm)] = loop.call_later(self.limiter.lease_ttl_s, self._release_soon, adm)
+
+    def _release_soon(self, adm: Admission) -> None:
+        """Free a held slot (once), in a task kept until it is done."""
+        timer = self.held.pop(id(adm), None)
+        if timer is None:
+            return
+        timer.cancel()
+        task = asyncio.get_running_loop().create_task(self.limiter.release(adm))
+        self.releases.add(task)
+        task.add_done_callback(self.releases.discard)
 
     async def flush(self) -> None:
         """Write usage and token corrections to Redis."""
@@ -91,7 +119,7 @@ async def open_access(settings: Settings, metrics: Metrics) -> Access:
         metrics=metrics,
         keyring=keyring,
         limiter=Limiter(redis, settings.access.limits_fallback_share, lease_ttl_s),
-        ledger=UsageLedger(redis, metrics),
+        ledger=UsageLedger(redis, metrics, settings.access.metrics_key_names),
         redis=redis,
     )
     access.flusher = asyncio.get_running_loop().create_task(_flush_loop(access), name="access")
@@ -113,35 +141,21 @@ async def close_access(access: Access) -> None:
         access.flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await access.flusher
+    for timer in access.held.values():
+        timer.cancel()
+    await asyncio.gather(*access.releases, return_exceptions=True)
     await access.flush()
     if access.redis is not None:
         await access.redis.aclose()
 
 
-async def buffered(receive: Receive, limit: int) -> tuple[Receive, bytes]:
-    """Read the body (up to just past `limit`) and a `receive` that hands it on unchanged."""
-    messages: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
-        if not message.get("more_body", False) or size > limit:
-            break
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-
-    async def replay() -> Message:
-        if messages:
-            return messages.pop(0)
-        return await receive()
-
-    return replay, body
-
-
 def peek(body: bytes) -> tuple[str | None, int]:
-    """The model a body asks for and the tokens to reserve for it (prompt + max output)."""
+    """The model a body asks for and the tokens to reserve for it (prompt + max output).
+
+    The prompt is what a miner reads (the text, and the tools and formats it is shown), never
+    the body's length: fields that are not forwarded must not buy a bigger reservation, and
+    so a bigger refund (gateway.door.limits refunds at most what it charged).
+    """
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -153,8 +167,11 @@ def peek(body: bytes) -> tuple[str | None, int]:
         or fields.get("max_tokens")
         or fields.get("max_output_tokens")
     )
-    output = most if isinstance(most, int) and most > 0 else DEFAULT_COMPLETION_TOKENS
-    tokens = math.ceil(len(body) / CHARS_PER_TOKEN) + output
+    output = DEFAULT_COMPLETION_TOKENS
+    if isinstance(most, int | float) and not isinstance(most, bool) and most >= 1:
+        output = int(min(most, MAX_RESERVED_TOKENS))
+    shown = sum(len(orjson.dumps(fields[k])) for k in PROMPT_FIELDS if k in fields)
+    tokens = math.ceil((prompt_chars(fields) + shown) / CHARS_PER_TOKEN) + output
     return (model if isinstance(model, str) else None), min(tokens, MAX_RESERVED_TOKENS)
 
 
@@ -182,7 +199,6 @@ class AccessMiddleware:
         token = CURRENT.set(record)
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", record.id.encode())]
         status = 500
-        adm: Admission | None = None
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -191,47 +207,51 @@ class AccessMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
+        held: list[Admission] = []  # the key's admission, once its body has been read
+
+        async def check_body(identity: Identity, body: bytes) -> None:
+            adm = await self._admit(access, identity, body)
+            if adm is not None:
+                held.append(adm)
+                extra.extend((k.encode(), v.encode()) for k, v in adm.headers().items())
+
         try:
             try:
-                receive, adm = await self._door(access, scope, headers, receive, record)
-            except GatewayError as exc:
-                if isinstance(exc, AuthFailure):
-                    access.metrics.auth_failures.labels(exc.reason).inc()
+                identity = await self._identify(access, scope, headers, record)
+            except AuthFailure as exc:
+                access.metrics.auth_failures.labels(exc.reason).inc()
                 access.metrics.requests.labels("unknown", "none", str(exc.status)).inc()
+                extra.append((b"connection", b"close"))  # its body is never read
                 await error_response(exc)(scope, receive, send_with_headers)
                 return
-            if adm is not None:
-                extra.extend((k.encode(), v.encode()) for k, v in adm.headers().items())
+            if (
+                identity is not None
+                and scope["method"] == "POST"
+                and record.path in COMPLETION_PATHS
+            ):
+                record.on_settle = lambda done: access.settled(done, held[0] if held else None)
+                if identity.pools is not None or identity.limited:
+                    # Run by gateway.door.inflight once the body is in, inside an in-flight slot.
+                    scope[BODY_CHECK] = partial(check_body, identity)
             await self.app(scope, receive, send_with_headers)
         finally:
             CURRENT.reset(token)
-            await self._finish(access, record, adm, status)
+            await self._finish(access, record, held[0] if held else None, status)
 
-    async def _door(
-        self,
-        access: Access,
-        scope: Scope,
-        headers: Headers,
-        receive: Receive,
-        record: RequestRecord,
-    ) -> tuple[Receive, Admission | None]:
-        """Who calls, and whether their key lets this request in (API routes only)."""
+    async def _identify(
+        self, access: Access, scope: Scope, headers: Headers, record: RequestRecord
+    ) -> Identity | None:
+        """Who calls, from the headers alone (API routes only): before any in-flight slot is
+        taken or any body byte read, so a caller with no valid key costs neither."""
         if not scope["path"].startswith("/v1/"):
-            return receive, None
+            return None
         identity = await access.keyring.identify(headers.get("authorization"))
         record.key = identity.name
-        if scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
-            return receive, None
-        return await self._admit(access, identity, receive, record)
+        scope[KEY_POOLS] = identity.pools  # the routes list and show only these
+        return identity
 
-    async def _admit(
-        self, access: Access, identity: Identity, receive: Receive, record: RequestRecord
-    ) -> tuple[Receive, Admission | None]:
-        """Check the key's pools and limits; the body is read once and handed on."""
-        if identity.pools is None and not identity.limited:
-            record.on_settle = lambda done: access.settled(done, None)
-            return receive, None
-        receive, body = await buffered(receive, access.settings.limits.max_body_bytes)
+    async def _admit(self, access: Access, identity: Identity, body: bytes) -> Admission | None:
+        """Check the key's pools and limits against the body (read once, by admission)."""
         model, tokens = peek(body)
         if identity.pools is not None and model is not None and model not in identity.pools:
             raise ModelNotFound(
@@ -239,27 +259,29 @@ class AccessMiddleware:
                 param="model",
             )
         if not identity.limited:
-            record.on_settle = lambda done: access.settled(done, None)
-            return receive, None
+            return None
         adm = await access.limiter.admit(identity, tokens)
         if adm.refused is not None:
-            access.metrics.ratelimit_rejections.labels(identity.name, adm.refused).inc()
+            label = key_label(identity.name, access.settings.access.metrics_key_names)
+            access.metrics.ratelimit_rejections.labels(label, adm.refused).inc()
             raise RateLimited(
                 f"Rate limit reached for key '{identity.name}': {LIMIT_NAMES[adm.refused]}. "
                 f"Retry after {adm.headers()['retry-after']}s.",
                 headers=adm.headers(),
             )
-        record.on_settle = lambda done: access.settled(done, adm)
-        return receive, adm
+        return adm
 
     async def _finish(
         self, access: Access, record: RequestRecord, adm: Admission | None, status: int
     ) -> None:
         """Free the key's slot, refund an unused reservation, log the request."""
+        settle_follows = status == 200 and record.path in COMPLETION_PATHS
         if adm is not None and adm.refused is None:
-            await access.limiter.release(adm)
+            if settle_follows and not record.settled:
+                access.hold_until_settled(adm)
+            else:
+                await access.limiter.release(adm)
             if not record.settled and status != 200:
                 access.limiter.settle(adm, 0)
-        settle_follows = status == 200 and record.path in COMPLETION_PATHS
         if record.path not in UNLOGGED_PATHS:
             record.responded(status, settle_follows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,14 +20,21 @@ from gateway.door.bounds import InputLimits, JsonShape, check_shape
 from gateway.errors import BodyTimeout, BodyTooLarge, GatewayError, RateLimited, error_response
 from gateway.state import GatewayState
 
+# The routes that fan out to miners: each holds an in-flight slot and has its body read here.
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
+# The scope key of the caller's check of a whole body (its key's pools and limits,
+# gateway.door.access): run here once the body is read, inside the request's slot.
+BODY_CHECK = "bitgate.body_check"
+# The scope key of the pools the caller's key is limited to (None: every pool).
+KEY_POOLS = "bitgate.key_pools"
+BodyCheck = Callable[[bytes], Awaitable[None]]
 
 
 async def read_ahead(
     receive: Receive, headers: Headers, limit: int, timeout_s: float, bounds: InputLimits
-) -> Receive:
-    """Read the whole body and a `receive` of it: 413 past `limit` bytes, 408 past
-    `timeout_s`, 400 when its JSON nests too deep or holds too many values."""
+) -> tuple[Receive, bytes]:
+    """Read the whole body: a `receive` of it, and its bytes; 413 past `limit` bytes, 408
+    past `timeout_s`, 400 when its JSON nests too deep or holds too many values."""
     declared = headers.get("content-length")
     too_large = BodyTooLarge(f"The request body is over the limit of {limit} bytes.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -58,7 +65,7 @@ async def read_ahead(
     async def replay() -> Message:
         return messages.popleft() if messages else await receive()
 
-    return replay
+    return replay, b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
 
 
 class Admission:
@@ -82,17 +89,20 @@ class Admission:
             return
         try:
             try:
-                body = await read_ahead(
+                replay, body = await read_ahead(
                     receive,
                     Headers(scope=scope),
                     settings.limits.max_body_bytes,
                     settings.limits.body_timeout_s,
                     settings.limits.input,
                 )
+                check: BodyCheck | None = scope.get(BODY_CHECK)
+                if check is not None:
+                    await check(body)
             except GatewayError as exc:
                 await self._refuse(state, exc, scope, receive, send)
                 return
-            await self.app(scope, body, send)
+            await self.app(scope, replay, send)
         finally:
             state.release()
 

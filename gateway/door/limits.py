@@ -109,6 +109,8 @@ class Admission:
     remaining: dict[str, str] = field(default_factory=dict)
     lease: str | None = None
     local: bool = False
+    # Set when the response ended before its fan-out did (a race): freed once it settles.
+    release_on_settle: bool = False
 
     def headers(self) -> dict[str, str]:
         """OpenAI's `x-ratelimit-*` headers, and `Retry-After` on a refusal."""
@@ -153,6 +155,8 @@ class LocalLimits:
         for unit, (_, new, _, _) in probes.items():
             if adm.refused is None and new - now > WINDOW_S + 1e-6:
                 adm.refused, adm.retry_after_s = unit, new - WINDOW_S - now
+        if "tokens" in probes:
+            adm.reserved = min(adm.reserved, probes["tokens"][3])  # what is charged, at most
         cap = self._scaled(who.concurrency)
         if adm.refused is None and cap and self.inflight.get(who.name, 0) >= cap:
             adm.refused, adm.retry_after_s = "concurrency", 1.0
@@ -219,7 +223,8 @@ class Limiter:
 
     async def admit(self, identity: Identity, tokens: int) -> Admission:
         """Admit one request that may use `tokens`, or say which limit refuses it."""
-        adm = Admission(identity, reserved=tokens)
+        # A reservation over the whole limit is charged the limit, and refunded against that.
+        adm = Admission(identity, reserved=min(tokens, identity.tpm) if identity.tpm else tokens)
         if self.redis_up:
             lease = uuid.uuid4().hex if identity.concurrency else ""
             try:
@@ -242,14 +247,15 @@ class Limiter:
         return adm
 
     async def release(self, adm: Admission) -> None:
-        """Free the request-in-flight slot an admission holds."""
-        if adm.lease is None:
+        """Free the request-in-flight slot an admission holds (once, however often asked)."""
+        lease, adm.lease = adm.lease, None
+        if lease is None:
             return
         if adm.local:
             self.local.release(adm)
             return
         try:
-            await self._run(adm.identity, "release", lease=adm.lease)
+            await self._run(adm.identity, "release", lease=lease)
         except (RedisError, OSError) as exc:  # the lease expires on its own
             self._failed(exc)
 

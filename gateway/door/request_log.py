@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.door.usage import fanout_tokens, reply_tokens
+from gateway.door.usage import chosen_tokens, fanout_tokens
 
 if TYPE_CHECKING:
     from gateway.serving.plan import Plan
@@ -56,6 +56,8 @@ class RequestRecord:
     prompt: str | None = None
     settled: bool = False
     logged: bool = False
+    # The replies returned to the client (n > 1: every choice), once a result is made.
+    chosen: list[Reply] = field(default_factory=list)
     # Called once the fan-out is settled, with the record filled in (usage, limits).
     on_settle: Callable[[RequestRecord], None] | None = None
 
@@ -70,9 +72,11 @@ class RequestRecord:
             {"uid": r.neuron.uid, "status": r.status, "latency_ms": round(r.latency_ms, 3)}
             for r in replies
         ]
-        if winner is not None:
-            self.winner_tokens = reply_tokens(winner, plan.prompt.text).total
-        self.fanout_tokens = fanout_tokens(replies, plan.prompt.text).total
+        sent = len(plan.body)
+        returned = self.chosen or ([winner] if winner is not None else [])
+        if returned:
+            self.winner_tokens = chosen_tokens(returned, plan.prompt.text, sent).total
+        self.fanout_tokens = fanout_tokens(replies, plan.prompt.text, sent).total
         if self.log_prompt:
             self.prompt = plan.prompt.text[:MAX_LOGGED_PROMPT_CHARS]
         if self.on_settle is not None:
@@ -109,6 +113,13 @@ class RequestRecord:
         if self.prompt is not None:
             line["prompt"] = self.prompt
         access_logger.info(orjson.dumps(line).decode())
+
+
+def chose(replies: Sequence[Reply]) -> None:
+    """Tell the current request (if any) which replies it returns (what its key is charged)."""
+    record = CURRENT.get()
+    if record is not None:
+        record.chosen = list(replies)
 
 
 def settled(plan: Plan, replies: Sequence[Reply], winner: Reply | None) -> None:

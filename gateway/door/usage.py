@@ -21,8 +21,11 @@ from router.miner_client import Reply
 logger = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4
+# Tokens a chat template and special tokens may add to a prompt or a completion.
+TEMPLATE_TOKENS = 64
 USAGE_PREFIX = "bitgate:usage:"  # + key name: hash of "{pool}|{field}" → count
 FIELDS = ("requests", "winner_tokens", "fanout_tokens")
+ALL_KEYS = "all"  # the `key` label of every key while BITGATE_METRICS_KEY_NAMES is off
 
 
 @dataclass(slots=True)
@@ -54,42 +57,94 @@ def estimate(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def reply_tokens(reply: Reply, prompt_text: str) -> Tokens:
-    """What one miner call cost: its reported usage, else an estimate (failures: 0)."""
-    usage = reply.answer.usage
+def _reasoning(part: Any) -> str:
+    """The reasoning text of a message or delta (vLLM's two names for it)."""
+    if not isinstance(part, dict):
+        return ""
+    text = part.get("reasoning_content") or part.get("reasoning")
+    return text if isinstance(text, str) else ""
+
+
+def said_bytes(reply: Reply) -> int:
+    """The UTF-8 bytes of what a reply said: its text (or tool calls) and its reasoning."""
+    reasoning = 0
+    choices = reply.body.get("choices") if reply.body else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reasoning = len(_reasoning(choices[0].get("message")).encode())
+    for chunk in reply.chunks:
+        deltas = chunk.get("choices")
+        if isinstance(deltas, list) and deltas and isinstance(deltas[0], dict):
+            reasoning += len(_reasoning(deltas[0].get("delta")).encode())
+    return len(reply.text.encode()) + reasoning
+
+
+def reply_tokens(reply: Reply, prompt_text: str, prompt_bytes: int | None = None) -> Tokens:
+    """What one miner call cost: its reported usage, else an estimate (failures: 0).
+
+    Reported usage is a claim: no more prompt tokens than the bytes sent to the miner
+    (`prompt_bytes`, else the prompt's own) and no more completion tokens than the bytes it
+    said, each plus `TEMPLATE_TOKENS`; a token is at least one byte.
+    """
+    usage = reply.answer.usage  # counts already checked as non-negative integers
     if usage is not None:
-        return Tokens(usage.prompt_tokens, usage.completion_tokens)
+        sent = len(prompt_text.encode()) if prompt_bytes is None else prompt_bytes
+        return Tokens(
+            min(usage.prompt_tokens, sent + TEMPLATE_TOKENS),
+            min(usage.completion_tokens, said_bytes(reply) + TEMPLATE_TOKENS),
+        )
     if not reply.ok:
         return Tokens()
     return Tokens(estimate(prompt_text), estimate(reply.text), estimated=True)
 
 
-def fanout_tokens(replies: Sequence[Reply], prompt_text: str) -> Tokens:
+def chosen_tokens(replies: Sequence[Reply], prompt_text: str, prompt_bytes: int) -> Tokens:
+    """What the replies returned to the client cost (n > 1: every choice's completion;
+    the prompt once, the largest any of them claims)."""
+    total = Tokens()
+    for reply in replies:
+        one = reply_tokens(reply, prompt_text, prompt_bytes)
+        total.prompt = max(total.prompt, one.prompt)
+        total.completion += one.completion
+        total.estimated = total.estimated or one.estimated
+    return total
+
+
+def fanout_tokens(
+    replies: Sequence[Reply], prompt_text: str, prompt_bytes: int | None = None
+) -> Tokens:
     """The tokens of every miner call of a request, together."""
     total = Tokens()
     for reply in replies:
-        one = reply_tokens(reply, prompt_text)
+        one = reply_tokens(reply, prompt_text, prompt_bytes)
         total.prompt += one.prompt
         total.completion += one.completion
         total.estimated = total.estimated or one.estimated
     return total
 
 
+def key_label(name: str, named: bool) -> str:
+    """A key as /metrics shows it: its name only when the operator asks for names."""
+    return name if named else ALL_KEYS
+
+
 class UsageLedger:
     """Counts usage in the metrics at once and in Redis on each `flush` (batched)."""
 
-    def __init__(self, redis: aioredis.Redis | None, metrics: Metrics) -> None:
+    def __init__(
+        self, redis: aioredis.Redis | None, metrics: Metrics, key_names: bool = False
+    ) -> None:
         self.redis = redis
         self.metrics = metrics
+        self.key_names = key_names
         self.pending: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         self.last_used: dict[str, float] = {}
 
     def record(self, key: str, pool: str, winner: int, fanout: int) -> None:
         """One request of `key` served by `pool`."""
-        m = self.metrics
-        m.key_requests.labels(key, pool).inc()
-        m.key_tokens.labels(key, pool, "winner").inc(winner)
-        m.key_tokens.labels(key, pool, "fanout").inc(fanout)
+        m, label = self.metrics, key_label(key, self.key_names)
+        m.key_requests.labels(label, pool).inc()
+        m.key_tokens.labels(label, pool, "winner").inc(winner)
+        m.key_tokens.labels(label, pool, "fanout").inc(fanout)
         counts = self.pending[(key, pool)]
         counts[0] += 1
         counts[1] += winner

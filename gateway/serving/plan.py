@@ -88,14 +88,21 @@ def miner_body(kind: Kind, raw: dict[str, Any], config: PoolConfig, stream: bool
 
 
 def _check_limits(
-    options: BitgateOptions, config: PoolConfig, raw: dict[str, Any], context: int | None = None
+    options: BitgateOptions,
+    config: PoolConfig,
+    raw: dict[str, Any],
+    request: SamplingFields,
+    context: int | None = None,
 ) -> None:
     """400 when a request asks for more tokens, fan-out or time than its pool allows."""
+    cap = token_cap(config, context)
     for name in ("max_tokens", "max_completion_tokens"):
-        asked = raw.get(name)
-        cap = token_cap(config, context)
-        if isinstance(asked, int) and asked > cap:
+        asked = getattr(request, name, None)  # validated: 5e6 is the integer 5000000
+        if asked is None:
+            continue
+        if asked > cap:
             raise BadRequest(f"{name} may be at most {cap} in this pool.", param=name)
+        raw[name] = asked  # miners get the integer, not 1.0e3
     limits = (
         ("bitgate.top_k", options.top_k, config.max_top_k),
         ("bitgate.sample", options.sample, config.max_top_k),
@@ -161,7 +168,7 @@ class Planner:
         pool = self.pool(request.model)
         config = pool.config
         opts = request.bitgate or BitgateOptions()
-        _check_limits(opts, config, raw, pool.context_tokens)
+        _check_limits(opts, config, raw, request, pool.context_tokens)
         _check_uids(opts, pool)
         n = request.n or 1
         if n > config.max_top_k:

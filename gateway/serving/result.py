@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gateway.door.request_log import chose
 from gateway.door.usage import fanout_tokens
 from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef
@@ -49,7 +50,9 @@ class Result:
             "candidates": [self._candidate(r) for r in self.replies]
             + [{"uid": n.uid, "hotkey": n.hotkey, "status": "pending"} for n in self.pending],
             "overhead_ms": round(self.overhead_ms, 3),
-            "fanout_usage": fanout_tokens(self.replies, plan.prompt.text).block(len(self.replies)),
+            "fanout_usage": fanout_tokens(self.replies, plan.prompt.text, len(plan.body)).block(
+                len(self.replies)
+            ),
         }
         if plan.n > 1:
             block["choices"] = [{"index": i, **miner_ref(r)} for i, r in enumerate(self.chosen)]
@@ -142,4 +145,5 @@ class Results:
     def _timed(self, result: Result, started: float, waited_ms: float) -> Result:
         result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - waited_ms, 0.0)
         self.metrics.overhead.labels(result.plan.pool.name).observe(result.overhead_ms / 1000.0)
+        chose(result.chosen)  # what the request's key is charged for
         return result

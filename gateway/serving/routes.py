@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
+from gateway.door.inflight import KEY_POOLS
 from gateway.door.ingress import read_request, until_disconnect
 from gateway.errors import ModelNotFound
 from gateway.protocol import (
@@ -150,21 +151,28 @@ async def responses(request: Request, state: State) -> Response:
     return await serve_responses(request, state)
 
 
+def _visible(request: Request, pool: str) -> bool:
+    """Whether the caller's key may see `pool` (a key limited to pools sees only those)."""
+    pools = request.scope.get(KEY_POOLS)
+    return pools is None or pool in pools
+
+
 @routes.get("/v1/models", responses=shape(ModelList, 401))
-async def list_models(state: State) -> JSONBytes:
-    """Every pool, as an OpenAI model."""
+async def list_models(request: Request, state: State) -> JSONBytes:
+    """Every pool the caller may use, as an OpenAI model."""
     data: list[ModelCard] = [
         {"id": name, "object": "model", "created": state.started_at, "owned_by": "bitgate"}
         for name in state.pools
+        if _visible(request, name)
     ]
     models: ModelList = {"object": "list", "data": data}
     return JSONBytes(models)
 
 
 @routes.get("/v1/models/{model:path}", responses=shape(ModelCard, 401, 404))
-async def retrieve_model(model: str, state: State) -> JSONBytes:
-    """One pool, as an OpenAI model; 404 when no pool has that name."""
-    if model not in state.pools:
+async def retrieve_model(model: str, request: Request, state: State) -> JSONBytes:
+    """One pool, as an OpenAI model; 404 when no pool has that name (or the key may not see it)."""
+    if model not in state.pools or not _visible(request, model):
         raise ModelNotFound(
             f"The model '{model}' does not exist; GET /v1/models lists the pools.", param="model"
         )
@@ -178,10 +186,10 @@ async def retrieve_model(model: str, state: State) -> JSONBytes:
 
 
 @routes.get("/v1/pools/{pool}/miners", responses=shape(Leaderboard, 401, 404))
-async def leaderboard(pool: str, state: State) -> JSONBytes:
+async def leaderboard(pool: str, request: Request, state: State) -> JSONBytes:
     """The pool's miners with their scores, success rates and latencies."""
     served = state.pools.get(pool)
-    if served is None:
+    if served is None or not _visible(request, pool):
         raise ModelNotFound(f"The pool '{pool}' does not exist.", param="pool")
     rows = state.scoreboard.leaderboard(pool, served.metagraph, served.refused)
     served.add_weights(rows)

@@ -75,6 +75,7 @@ class Settler:
         cancel_all(tasks)
         finished = [t.result() for t in tasks if t.done() and not t.cancelled()]
         if not finished:
+            settled(plan, [], None)  # nothing to score; the key's held slot is freed
             return
 
         async def finish() -> None:

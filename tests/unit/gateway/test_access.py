@@ -58,9 +58,7 @@ def test_stored_keys_are_required_and_refusals_are_openai_401s(
     pool: Path, clean_redis: str
 ) -> None:
     secret = create_key(clean_redis, "alice")
-    with gateway(
-        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
-    ) as client:
+    with gateway(pool, redis_url=clean_redis, auth="required") as client:
         missing = client.post("/v1/chat/completions", json=CHAT)
         unknown = client.get("/v1/models", headers=bearer("bg-unknown"))
         right = client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret))
@@ -78,9 +76,7 @@ def test_stored_keys_are_required_and_refusals_are_openai_401s(
 
 def test_a_key_over_its_limit_gets_429_with_openai_headers(pool: Path, clean_redis: str) -> None:
     secret = create_key(clean_redis, "alice", rpm=2, tpm=100_000)
-    with gateway(
-        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
-    ) as client:
+    with gateway(pool, redis_url=clean_redis, auth="required", metrics_key_names=True) as client:
         answers = [
             client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret)) for _ in range(3)
         ]
@@ -100,9 +96,7 @@ def test_a_key_over_its_limit_gets_429_with_openai_headers(pool: Path, clean_red
 
 def test_a_key_held_to_some_pools_cannot_use_others(pool: Path, clean_redis: str) -> None:
     secret = create_key(clean_redis, "narrow", pools=["other"])
-    with gateway(
-        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
-    ) as client:
+    with gateway(pool, redis_url=clean_redis, auth="required") as client:
         refused = client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret))
     assert refused.status_code == 404
     assert refused.json()["error"]["param"] == "model"
@@ -110,9 +104,7 @@ def test_a_key_held_to_some_pools_cannot_use_others(pool: Path, clean_redis: str
 
 def test_usage_counts_the_winner_and_every_miner_call(pool: Path, clean_redis: str) -> None:
     secret = create_key(clean_redis, "alice", tpm=100_000)
-    with gateway(
-        embedding_model=False, metagraph=pool, redis_url=clean_redis, auth="required"
-    ) as client:
+    with gateway(pool, redis_url=clean_redis, auth="required", metrics_key_names=True) as client:
         body = client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret)).json()
         metrics = client.get("/metrics").text
     winner = body["usage"]["total_tokens"]

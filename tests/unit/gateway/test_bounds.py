@@ -139,3 +139,30 @@ def test_max_tokens_over_the_pools_limit_is_400(pool_path: Path) -> None:
     assert over.status_code == 400 and over.json()["error"]["param"] == "max_tokens"
     assert newer.status_code == 400 and newer.json()["error"]["param"] == "max_completion_tokens"
     assert within.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", b"65.0"),
+        ("max_tokens", b"1e7"),
+        ("max_tokens", b"10000000.0"),
+        ("max_completion_tokens", b"5e6"),
+        ("max_tokens", b"true"),
+        ("max_tokens", b'"100000"'),
+        ("n", b"true"),
+    ],
+)
+def test_integer_caps_hold_for_floats_bools_and_strings(
+    pool_path: Path, field: str, value: bytes
+) -> None:
+    # Failed before: the caps checked Python ints only, so 1e7 reached the miners.
+    body = orjson.dumps(CHAT)[:-1] + b',"' + field.encode() + b'":' + value + b"}"
+    with gateway(pool_path, routing={"max_tokens_limit": 64}) as client:
+        resp = client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+        whole = client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 64.0})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == field
+    assert whole.status_code == 200, whole.text

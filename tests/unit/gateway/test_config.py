@@ -100,6 +100,7 @@ FLAT_VALUES = {
     "key_cache_s": ("1.5", 1.5),
     "limits_fallback_share": ("0.5", 0.5),
     "log_prompts": ("true", True),
+    "metrics_key_names": ("true", True),
     "ema_alpha": ("0.3", 0.3),
     "cooldown_after": ("5", 5),
     "cooldown_s": ("7", 7.0),

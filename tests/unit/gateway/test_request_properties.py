@@ -10,7 +10,7 @@ import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import gateway.door.bounds as bounds
+import router.json_shape as bounds
 from gateway.config import PoolConfig
 from gateway.door.bounds import InputLimits, check_shape, json_shape
 from gateway.door.ingress import parse_request
@@ -64,6 +64,17 @@ def reference_depth(value: Any) -> int:
     return 0
 
 
+def reference_objects_and_strings(value: Any) -> tuple[int, int]:
+    """Objects, and strings (keys included), of a parsed JSON value."""
+    if isinstance(value, dict):
+        inner = [reference_objects_and_strings(v) for v in value.values()]
+        return 1 + sum(o for o, _ in inner), len(value) + sum(s for _, s in inner)
+    if isinstance(value, list):
+        inner = [reference_objects_and_strings(v) for v in value]
+        return sum(o for o, _ in inner), sum(s for _, s in inner)
+    return 0, int(isinstance(value, str))
+
+
 @FAST
 @given(json_values, st.sampled_from([1, 2, 3, 7, 64 * 1024]))
 def test_json_depth_matches_the_parsed_document_however_the_bytes_are_chunked(
@@ -73,7 +84,9 @@ def test_json_depth_matches_the_parsed_document_however_the_bytes_are_chunked(
     original = bounds.SCAN_CHUNK
     bounds.SCAN_CHUNK = chunk
     try:
-        assert json_shape(document).depth == reference_depth(value)
+        shape = json_shape(document)
+        assert shape.depth == reference_depth(value)
+        assert (shape.objects, shape.strings) == reference_objects_and_strings(value)
     finally:
         bounds.SCAN_CHUNK = original
 

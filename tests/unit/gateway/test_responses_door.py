@@ -21,7 +21,7 @@ def pool(sim_pool: Pools) -> Path:
 def test_keys_limits_and_pools_hold_for_responses(pool: Path, clean_redis: str) -> None:
     limited = create_key(clean_redis, "alice", rpm=1, tpm=100_000)
     narrow = create_key(clean_redis, "narrow", pools=["other"])
-    with gateway(pool, redis_url=clean_redis, auth="required") as client:
+    with gateway(pool, redis_url=clean_redis, auth="required", metrics_key_names=True) as client:
         answers = [
             client.post("/v1/responses", json=RESPONSE, headers=bearer(limited)) for _ in range(2)
         ]

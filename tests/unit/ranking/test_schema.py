@@ -157,3 +157,58 @@ def test_patterns_in_property_names_use_the_bounded_engine() -> None:
     assert ok(schema, {"x-count": 3})
     assert not ok(schema, {"x-count": "3"})
     assert not ok(schema, {"other": 3})
+
+
+def test_a_schema_too_costly_to_check_is_refused_within_the_budget() -> None:
+    # Failed before: the meta-schema check ran unbudgeted and accepted it after seconds.
+    with pytest.raises(SchemaRefused, match="too large or complex"):
+        compiled({"anyOf": [{}] * 21000})
+
+
+def test_one_requests_schemas_share_one_budget() -> None:
+    budget = Budget(steps=200, seconds=5.0)
+    budget.start()
+    small = {"type": "object", "properties": {"a": {"type": "string"}}}
+    with pytest.raises(SchemaRefused):
+        for _ in range(100):
+            compile_schema(small, False, 60, budget)
+
+
+@pytest.mark.parametrize(
+    ("items", "unique"),
+    [
+        ([1, 1.0], False),
+        ([1, True], True),
+        ([0, False, None, ""], True),
+        ([{"a": [1]}, {"a": [1.0]}], False),
+        ([{"a": 1}, {"a": 2}], True),
+        ([[1, 2], [2, 1]], True),
+        ([*range(50), "s", 7], False),
+    ],
+)
+def test_unique_items_is_jsonschemas_equality(items: list[Any], unique: bool) -> None:
+    assert ok({"type": "array", "uniqueItems": True}, items) is unique
+
+
+def test_unique_items_spends_a_step_per_item() -> None:
+    # Failed before: one step for the whole O(n^2) comparison.
+    schema = compiled({"type": "array", "uniqueItems": True})
+    assert schema.conforms([*range(3000), "s"], Budget(steps=5_000))
+    assert not schema.conforms([*range(3000), "s"], Budget(steps=1_000))
+
+
+def test_a_subschema_naming_another_dialect_stays_in_the_budget() -> None:
+    # Failed before: `$schema` in a subschema switched jsonschema to an unbudgeted validator.
+    inner = {"$schema": "http://json-schema.org/draft-07/schema#", "items": {"type": "integer"}}
+    schema = compiled({"type": "object", "properties": {"xs": inner}})
+    assert schema.conforms({"xs": list(range(100))}, Budget())
+    assert not schema.conforms({"xs": list(range(100))}, Budget(steps=20))
+
+
+def test_a_format_is_not_checked_on_a_string_of_megabytes() -> None:
+    # Failed before: `format: regex` compiled a miner's 2 MB string (seconds of CPU).
+    pattern = {"type": "string", "format": "regex"}
+    schema = compiled({"type": "object", "properties": {"p": pattern}})
+    assert schema.conforms({"p": "[a-z]+"}, Budget())
+    assert not schema.conforms({"p": "("}, Budget())
+    assert not schema.conforms({"p": "[a-z]" * 1000}, Budget())

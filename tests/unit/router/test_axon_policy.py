@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -104,3 +106,30 @@ def test_an_axons_protocol_cannot_redirect_its_url() -> None:
         uid=0, hotkey="h", axon=Axon(ip="8.8.8.8", port=80, protocol="http://10.0.0.1/#")
     )
     assert neuron.base_url == "http://8.8.8.8:80"
+
+
+HOSTILE_NAMES = ["a" * 26 + "!", "a-" * 120 + "!", "a." * 120 + "-", "a" * 250 + "!"]
+
+
+def test_hostile_axon_names_are_refused_in_linear_time() -> None:
+    # Failed before: the old pattern backtracked exponentially (13 s at 27 characters, and
+    # `re` holds the GIL while it does), so the check runs in a child with a deadline.
+    check = (
+        "import sys; from router.axon_policy import AxonPolicy; "
+        "print([AxonPolicy().refusal(h) for h in sys.argv[1:]])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check, *HOSTILE_NAMES],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    assert done.stdout.strip() == str(["invalid"] * len(HOSTILE_NAMES))
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "miner-1.example.com", "miner.example.", "xn--80ak6aa92e.com", "a" * 63]
+)
+def test_dns_names_are_names(host: str) -> None:
+    assert EVERYTHING_ALLOWED.refusal(host) is None
