@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import ModelNotFound
+from gateway.fanout_queue import add_concurrency, plan_queued
 from gateway.ingress import read_request, until_disconnect
 from gateway.pipeline import Result
-from gateway.plan import Planner
 from gateway.protocol import (
     ChatCompletionRequest,
     CompletionReply,
@@ -66,8 +66,7 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
         )
         if parsed.model in state.pools:
             seen.pool = parsed.model
-        planner: Planner = state.planner
-        plan = planner.plan(kind, raw, parsed)
+        plan = await plan_queued(state.planner, state.queue, state.metrics, kind, raw, parsed)
         seen.strategy = plan.strategy
         strategies: Strategies = state.strategies
         return _respond(await until_disconnect(request, strategies.serve(plan)))
@@ -151,6 +150,7 @@ async def leaderboard(pool: str, state: State) -> JSONBytes:
         raise ModelNotFound(f"The pool '{pool}' does not exist.", param="pool")
     rows = state.scoreboard.leaderboard(pool, served.metagraph, served.refused)
     served.add_weights(rows)
+    add_concurrency(rows, served.metagraph, state.planner.limits)
     board: Leaderboard = {"object": "list", "pool": pool, "data": rows}
     return JSONBytes(board)
 

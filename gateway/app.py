@@ -25,7 +25,6 @@ from gateway.state import GatewayState
 from gateway.strategies import Strategies
 from gateway.supervisor import Supervisor
 from gateway.telemetry import setup_tracing
-from router.epistula import Signer
 from miners.keys import load_hotkey
 from ranking import registry
 from ranking.base import Ranker
@@ -33,6 +32,8 @@ from ranking.embedding import EmbeddingModel, serve_embeddings
 from ranking.static import StaticModel, load_if_built, serve_static
 from router.availability import watch_availability
 from router.backpressure import Backpressure
+from router.concurrency import ConcurrencyLimits
+from router.epistula import Signer
 from router.miner_client import AddressHook, MinerClient, open_session
 from router.scores import Scoreboard
 from router.stats import ScorePolicy
@@ -110,7 +111,10 @@ async def start_state(
         raise
     metrics = Metrics()
     session = open_session(settings.max_connections, axon_policy, address_hook)
-    client = MinerClient(session, settings.max_reply_bytes, signer, backpressure, axon_policy)
+    limits = ConcurrencyLimits()
+    client = MinerClient(
+        session, settings.max_reply_bytes, signer, backpressure, axon_policy, limits
+    )
     rng = random.Random(settings.seed)
     embedding = EmbeddingModel(enabled=wants_minilm(settings))
     static = StaticModel()
@@ -123,11 +127,14 @@ async def start_state(
         store=store,
         scoreboard=scoreboard,
         session=session,
-        planner=Planner(pools, rankers, scoreboard, rng, settings.sse_keepalive_s, backpressure),
+        planner=Planner(
+            pools, rankers, scoreboard, rng, settings.sse_keepalive_s, backpressure, limits
+        ),
         settler=settler,
         strategies=Strategies(client, settler),
         metrics=metrics,
     )
+    limits.listeners.append(state.queue.wake)
     await scoreboard.sync(list(pools))
     if embedding.enabled:
         # Until the model is loaded, embedding rankers fall back to the heuristic ranker.

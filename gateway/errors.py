@@ -109,6 +109,12 @@ class NoEligibleMiner(GatewayError):
     code = "no_eligible_miner"
 
 
+class PoolFull(NoEligibleMiner):
+    """503: every eligible miner is at its learned concurrency limit (after the queue)."""
+
+    code = "pool_full"
+
+
 class DeadlinePassed(GatewayError):
     """504: the deadline passed before any miner gave a usable reply."""
 

@@ -13,8 +13,9 @@ from gateway.candidates import candidate_of
 from gateway.errors import AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
-from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef
+from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef, StopReason
 from gateway.request_log import settled
+from gateway.stop_rule import WinHistory
 from gateway.usage import fanout_tokens
 from ranking.base import Candidate, Ranker, Ranking
 from ranking.filters import cheap_reasons
@@ -42,6 +43,8 @@ class Result:
     ranker: str = ""  # the ranker that actually ranked, as `Ranking.label` gives it
     # With n > 1, the replies returned as choices 0..n-1 (the winner first).
     choices: list[Reply] = field(default_factory=list)
+    # Why waiting stopped (None: every reply was in, or the deadline took the rest).
+    stopped: StopReason | None = None
 
     @property
     def chosen(self) -> list[Reply]:
@@ -60,6 +63,17 @@ class Result:
             + [{"uid": n.uid, "hotkey": n.hotkey, "status": "pending"} for n in self.pending],
             "overhead_ms": round(self.overhead_ms, 3),
             "fanout_usage": fanout_tokens(self.replies, plan.prompt.text).block(len(self.replies)),
+        }
+        block["width"] = {
+            "asked": len(plan.candidates),
+            "sample": plan.sample,
+            "why": plan.width_why,
+        }
+        block["wait"] = {
+            "mode": plan.wait,
+            "replies": len(self.replies),
+            "stopped": self.stopped or stop_reason(self.replies),
+            "queue_ms": plan.queue_ms,
         }
         if plan.n > 1:
             block["choices"] = [{"index": i, **miner_ref(r)} for i, r in enumerate(self.chosen)]
@@ -86,6 +100,11 @@ class Result:
             "x-bitgate-miner-uid": str(self.winner.neuron.uid),
             "x-bitgate-overhead-ms": f"{self.overhead_ms:.3f}",
         }
+
+
+def stop_reason(replies: Sequence[Reply]) -> StopReason:
+    """Why a wait that heard every miner ended: `deadline` if it took one, else `all`."""
+    return "deadline" if any(r.status == "timeout" for r in replies) else "all"
 
 
 def miner_ref(reply: Reply) -> MinerRef:
@@ -160,6 +179,8 @@ class Settler:
         # Per-request work, apart from the app's long-lived loops: cancelled on shutdown,
         # and never a sign of the gateway's health.
         self.settling: set[asyncio.Task[None]] = set()
+        # Who beat whom, from every settled ranking: adaptive waits read it (gateway.stop_rule).
+        self.history = WinHistory()
 
     async def _score(self, plan: Plan, candidates: list[Candidate]) -> Ranking:
         """The plan's ranker, bounded in time; any failure falls back to the fallback ranker."""
@@ -239,7 +260,7 @@ class Settler:
         """A race's result before the others finish: they show as `pending`."""
         done = [t.result() for t in tasks if t.done() and not t.cancelled()]
         pending = [n for n, t in zip(plan.candidates, tasks, strict=True) if not t.done()]
-        result = Result(plan, winner, done, pending=pending, choices=choices or [])
+        result = Result(plan, winner, done, pending=pending, choices=choices or [], stopped="first")
         result.overhead_ms = max((time.perf_counter() - started) * 1000.0 - winner.latency_ms, 0.0)
         self.metrics.overhead.labels(plan.pool.name).observe(result.overhead_ms / 1000.0)
         return result
@@ -261,6 +282,7 @@ class Settler:
             if reply.ok:
                 m.rewards.labels(pool, plan.ranker.name).observe(reward)
         self.scoreboard.record(pool, outcomes)
+        self.history.record(pool, replies, ranking.rewards)
         settled(plan, replies, winner)
 
     async def failed(

@@ -10,17 +10,19 @@ from typing import Any
 import orjson
 
 from gateway.config import PoolConfig
-from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
+from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner, PoolFull
 from gateway.forwarding import allowed_fields
 from gateway.pools import Pool
-from gateway.protocol import BitgateOptions, SamplingFields, Strategy
+from gateway.protocol import BitgateOptions, SamplingFields, Strategy, WaitMode
 from ranking.base import Prompt, Ranker, bounded, message_text
 from ranking.constraints import ConstraintError, constraints_of
 from router.backpressure import Backpressure
+from router.concurrency import ConcurrencyLimits
 from router.metagraph import Neuron
 from router.miner_client import Kind
 from router.scores import Scoreboard
 from router.selection import select_candidates
+from router.width import WidthWhy, select_width
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,13 @@ class Plan:
     live: bool = False
     # How often a stream that waits sends an SSE comment.
     keepalive_s: float = 5.0
+    # Adaptive fan-out: the width asked for and given, why, and how best_of waits.
+    sample: int = 0
+    width_why: WidthWhy = "full"
+    wait: WaitMode = "all"
+    wait_risk: float = 0.1
+    wait_budget: float = 1.0
+    queue_ms: float = 0.0
 
 
 def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
@@ -128,7 +137,9 @@ class Planner:
         rng: random.Random,
         keepalive_s: float = 5.0,
         backpressure: Backpressure | None = None,
+        limits: ConcurrencyLimits | None = None,
     ) -> None:
+        self.limits = limits
         self.pools = pools
         self.rankers = rankers
         self.scoreboard = scoreboard
@@ -168,21 +179,37 @@ class Planner:
         top_k = max(opts.top_k or named or config.top_k, n)
         sample = max(opts.sample or named or config.sample or top_k, n)
         explore = config.explore if opts.explore is None else opts.explore
-        candidates = select_candidates(
-            pool.ranked,
-            top_k=top_k,
-            sample=sample,
-            scores=self.scoreboard.scores(pool.name),
-            cooling_until=self.scoreboard.cooling_until(pool.name),
-            explore=explore,
-            now=time.time(),
-            rng=self.rng,
-            only=set(opts.uids) if opts.uids else None,
-            exclude=set(opts.exclude_uids or ()),
-            backpressure=self.backpressure,
-        )
+        who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
+        why: WidthWhy = "full"
+        choice = {
+            "top_k": top_k,
+            "sample": sample,
+            "scores": self.scoreboard.scores(pool.name),
+            "cooling_until": self.scoreboard.cooling_until(pool.name),
+            "explore": explore,
+            "now": time.time(),
+            "rng": self.rng,
+            "only": set(opts.uids) if opts.uids else None,
+            "exclude": set(opts.exclude_uids or ()),
+            "backpressure": self.backpressure,
+        }
+        if self.limits is None:
+            candidates = select_candidates(pool.ranked, **choice)  # type: ignore[arg-type]
+        else:
+            floor = max(min(config.min_sample, sample), n)
+            width = select_width(
+                pool.ranked,
+                min_sample=floor,
+                limits=self.limits,
+                **choice,  # type: ignore[arg-type]
+            )
+            candidates, why = width.candidates, width.why
+            if width.eligible and width.free < min(floor, width.eligible):
+                raise PoolFull(
+                    f"{who} of pool '{pool.name}' has room for a request now; retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
         if not candidates:
-            who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
             raise NoEligibleMiner(f"{who} of pool '{pool.name}' can take a request now.")
         strategy = opts.strategy or config.strategy
         client_stream = bool(request.stream)
@@ -209,4 +236,9 @@ class Planner:
             n=n,
             live=live,
             keepalive_s=self.keepalive_s,
+            sample=sample,
+            width_why=why,
+            wait=opts.wait or config.wait,
+            wait_risk=config.wait_risk,
+            wait_budget=config.wait_budget,
         )

@@ -13,6 +13,7 @@ import aiohttp
 
 from gateway.config import Settings
 from gateway.errors import GatewayError, RateLimited
+from gateway.fanout_queue import FanoutQueue
 from gateway.metrics import Metrics
 from gateway.pipeline import Settler
 from gateway.plan import Planner
@@ -48,6 +49,7 @@ class GatewayState:
     strategies: Strategies
     metrics: Metrics
     supervisor: Supervisor = field(default_factory=Supervisor)
+    queue: FanoutQueue = field(default_factory=FanoutQueue)
     started_at: int = field(default_factory=lambda: int(time.time()))
 
     inflight: int = 0

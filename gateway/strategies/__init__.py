@@ -2,8 +2,9 @@
 
 | name      | what it does                                                              |
 |-----------|---------------------------------------------------------------------------|
-| `best_of` | waits for every candidate (or the deadline), ranks, returns the best       |
+| `best_of` | waits for the candidates that can still win (`wait: all`: every one), ranks |
 | `race`    | returns the first usable reply; a streaming client gets it live            |
+| `cascade` | asks the best-known candidates first, widens only while not confident      |
 
 A new strategy is one module with a class that takes `(client, settler)` and has
 `async serve(plan) -> Served`, and one line in `STRATEGIES`.
@@ -18,12 +19,13 @@ from gateway.pipeline import Settler
 from gateway.plan import Plan
 from gateway.strategies.base import LiveStream, Served, Strategy, StrategyFactory
 from gateway.strategies.best_of import BestOf
+from gateway.strategies.cascade import Cascade
 from gateway.strategies.race import Race
 from router.miner_client import MinerClient
 
 __all__ = ["STRATEGIES", "LiveStream", "Served", "Strategies", "Strategy"]
 
-STRATEGIES: dict[str, StrategyFactory] = {"best_of": BestOf, "race": Race}
+STRATEGIES: dict[str, StrategyFactory] = {"best_of": BestOf, "race": Race, "cascade": Cascade}
 
 
 class Strategies:

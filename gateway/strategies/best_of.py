@@ -1,4 +1,9 @@
-"""`best_of`: wait for every miner (or the deadline), rank the replies, return the best."""
+"""`best_of`: hear the miners that can still win (or every one), rank, return the best.
+
+With `wait: adaptive` (the default) waiting stops once the miners still out are unlikely to
+change the winner, or the wait budget is spent (gateway.stop_rule); with `wait: all`, or
+n > 1, every miner is heard (or the deadline passes).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ import time
 from gateway.pipeline import Result, Settler, best_indexes, gather_or_cancel
 from gateway.plan import Plan
 from gateway.strategies.base import LiveStream, deadline, fan_out, kept_alive
+from gateway.strategies.waiting import Waiter, noted, settle_heard
 from router.miner_client import MinerClient
 
 
 class BestOf:
-    """Every candidate is heard before one is chosen."""
+    """The best reply of those heard; the rest are ranked and settled when they are in."""
 
     def __init__(self, client: MinerClient, settler: Settler) -> None:
         self.client = client
@@ -20,9 +26,17 @@ class BestOf:
     async def serve(self, plan: Plan) -> Result | LiveStream:
         """The best valid reply (n > 1: the best n distinct); 502/504 when there is none.
 
-        A streaming client gets keep-alive comments while the miners are out.
+        A streaming client gets keep-alive comments while the miners are out, and the
+        chosen reply as soon as it is chosen.
         """
+        if plan.wait == "adaptive" and plan.n == 1:
+            return await kept_alive(plan, self._adaptive(plan))
         return await kept_alive(plan, self._best(plan))
+
+    async def _adaptive(self, plan: Plan) -> Result:
+        started = time.perf_counter()
+        waiter = Waiter(self.settler, plan, fan_out(self.client, plan, deadline(plan)))
+        return await settle_heard(self.settler, plan, waiter, await waiter.hear(), started)
 
     async def _best(self, plan: Plan) -> Result:
         started = time.perf_counter()
@@ -34,4 +48,5 @@ class BestOf:
         winner = chosen[0]
         result = self.settler.result(plan, winner, replies, ranking, started, chosen)
         self.settler.settle(plan, replies, ranking, winner)
+        noted(self.settler, result)
         return result

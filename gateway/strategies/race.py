@@ -24,6 +24,7 @@ from gateway.plan import Plan
 from gateway.replay import chunk_object, replay
 from gateway.responses import SSE_DONE, sse_event
 from gateway.strategies.base import LiveStream, deadline, fan_out, kept_alive
+from gateway.strategies.waiting import noted
 from ranking.base import Candidate
 from ranking.filters import cheap_reasons
 from router.miner_client import MinerClient, Reply
@@ -65,6 +66,7 @@ class Race:
             return await best_of_the_rest(self.settler, plan, [t.result() for t in tasks], started)
         result = self.settler.early_result(plan, chosen[0], tasks, started, chosen)
         self.settler.settle_later(plan, tasks, chosen[0])
+        noted(self.settler, result)
         return result
 
 
@@ -82,6 +84,7 @@ async def best_of_the_rest(
         raise await settler.failed(plan, replies)
     result = settler.result(plan, speaking[0], replies, ranking, started, speaking)
     settler.settle(plan, replies, ranking, speaking[0])
+    noted(settler, result)
     return result
 
 
@@ -180,7 +183,9 @@ class LiveRace:
                 if event is not None:
                     yield event
             reply = await self.tasks[uid]
-            block = self.settler.early_result(self.plan, reply, tasks, self.started).block()
+            done = self.settler.early_result(self.plan, reply, tasks, self.started)
+            noted(self.settler, done)
+            block = done.block()
             if not reply.ok:
                 # Text already sent cannot be taken back: say the stream broke, as OpenAI does.
                 message = f"The chosen miner's stream broke off ({reply.status}: {reply.error})."
