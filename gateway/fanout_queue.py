@@ -106,7 +106,10 @@ async def plan_queued(
     fanout = metrics.fanout
     try:
         plan = await queue.plan(
-            lambda: planner.plan(kind, raw, request), key, config.queue_limit, config.queue_s
+            lambda: planner.plan(kind, raw, request, queue.waiting),
+            key,
+            config.queue_limit,
+            config.queue_s,
         )
     except PoolFull:
         fanout.queue_refusals.labels(request.model).inc()

@@ -51,6 +51,8 @@ class Plan:
     wait_risk: float = 0.1
     wait_budget: float = 1.0
     queue_ms: float = 0.0
+    # Miners with room that were not chosen: a best_of asks one in place of a busy miner.
+    spares: tuple[Neuron, ...] = ()
 
 
 def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
@@ -165,8 +167,11 @@ class Planner:
             raise BadRequest(f"Unknown ranker '{name}'; known: {known}.", param="bitgate.ranker")
         return ranker
 
-    def plan(self, kind: Kind, raw: dict[str, Any], request: SamplingFields) -> Plan:
-        """Pick the pool, merge the options, and choose the miners."""
+    def plan(
+        self, kind: Kind, raw: dict[str, Any], request: SamplingFields, waiting: int = 0
+    ) -> Plan:
+        """Pick the pool, merge the options, and choose the miners (`waiting`: requests
+        queued for a miner with room, who share the free slots)."""
         pool = self.pool(request.model)
         config = pool.config
         opts = request.bitgate or BitgateOptions()
@@ -181,6 +186,7 @@ class Planner:
         explore = config.explore if opts.explore is None else opts.explore
         who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
         why: WidthWhy = "full"
+        spares: tuple[Neuron, ...] = ()
         choice = {
             "top_k": top_k,
             "sample": sample,
@@ -201,9 +207,10 @@ class Planner:
                 pool.ranked,
                 min_sample=floor,
                 limits=self.limits,
+                waiting=waiting,
                 **choice,  # type: ignore[arg-type]
             )
-            candidates, why = width.candidates, width.why
+            candidates, why, spares = width.candidates, width.why, width.spares
             if width.eligible and width.free < min(floor, width.eligible):
                 raise PoolFull(
                     f"{who} of pool '{pool.name}' has room for a request now; retry shortly.",
@@ -221,11 +228,15 @@ class Planner:
             prompt.constraints.wants_json or bool(prompt.constraints.tools)
         )
         live = client_stream and strategy == "race" and n == 1 and not shaped
+        ranker = self.ranker(opts.ranker or config.ranker)
+        if self.limits is not None:  # nothing can refuse the request past this point
+            for neuron in candidates:
+                self.limits.reserve(neuron)
         return Plan(
             kind=kind,
             pool=pool,
             strategy=strategy,
-            ranker=self.ranker(opts.ranker or config.ranker),
+            ranker=ranker,
             timeout_s=opts.timeout_s or config.timeout_s,
             candidates=candidates,
             prompt=prompt,
@@ -241,4 +252,5 @@ class Planner:
             wait=opts.wait or config.wait,
             wait_risk=config.wait_risk,
             wait_budget=config.wait_budget,
+            spares=spares,
         )

@@ -21,9 +21,9 @@ from router.stats import MinerStats
 # A reward must beat another by more than this to count as a win (ties go to the faster).
 EPSILON = 1e-6
 # Prior strength (in observations) of the score-based guess of a pairwise beat rate.
-PRIOR_WEIGHT = 2.0
+PRIOR_WEIGHT = 1.0
 # Pairwise counts are scaled down past this many observations, so the history keeps moving.
-MAX_SEEN = 64.0
+MAX_SEEN = 256.0
 MAX_PAIRS = 65_536
 # Risk at most this: the winner in hand is more likely than not to stay the winner.
 BUDGET_RISK = 0.5

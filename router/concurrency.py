@@ -1,16 +1,19 @@
 """Each miner's concurrency, learned online: calls in flight and an AIMD limit on them.
 
-The limit rises by one for each success while the miner was using most of it, and drops to
+The limit rises by one for each success while the miner was using all of it, and drops to
 what was in flight before the call that got a 429 (a timeout backs it off by a tenth). After
 a drop it stays at or below that level for `probe_after_s`, so a miner at its capacity is
 probed past it rarely: each probe costs its Retry-After (router.backpressure). A miner at its
 limit is full, not lost: it is skipped for new requests until a call of its own ends.
+A plan reserves its miners' slots at once, so requests planned before their calls start
+cannot overshoot a limit together.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +23,9 @@ INITIAL_LIMIT = 4.0
 MIN_LIMIT = 1.0
 MAX_LIMIT = 256.0
 TIMEOUT_BACKOFF = 0.9
-PROBE_AFTER_S = 10.0
+PROBE_AFTER_S = 30.0
+# A plan's slot is held this long for its call to start (a plan never served frees it).
+RESERVE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -31,6 +36,8 @@ class MinerLimit:
     inflight: int = 0
     ceiling: float = MAX_LIMIT  # the level of the last 429; passed only after probe_after_s
     dropped_at: float = field(default=-math.inf)
+    # When each slot held for a planned call lapses, if the call never starts.
+    reserved: deque[float] = field(default_factory=deque)
 
     @property
     def room(self) -> int:
@@ -61,9 +68,23 @@ class ConcurrencyLimits:
         return found
 
     def room(self, neuron: Neuron) -> int:
-        """How many more calls the miner may take now."""
+        """How many more calls the miner may take now (reservations count as calls)."""
         found = self._miners.get(neuron.base_url)
-        return int(self.initial) if found is None else found.room
+        if found is None:
+            return int(self.initial)
+        return max(found.room - self._live(found), 0)
+
+    def reserve(self, neuron: Neuron) -> None:
+        """Hold a slot for a call a plan is about to start; it lapses after `RESERVE_S`."""
+        miner = self._of(neuron)
+        self._live(miner)
+        miner.reserved.append(self.clock() + RESERVE_S)
+
+    def _live(self, miner: MinerLimit) -> int:
+        now = self.clock()
+        while miner.reserved and miner.reserved[0] <= now:
+            miner.reserved.popleft()
+        return len(miner.reserved)
 
     def limit(self, neuron: Neuron) -> float:
         """The miner's learned limit."""
@@ -77,6 +98,8 @@ class ConcurrencyLimits:
     def start(self, neuron: Neuron) -> int:
         """A call starts; returns how many were in flight before it."""
         miner = self._of(neuron)
+        if miner.reserved:
+            miner.reserved.popleft()
         before = miner.inflight
         miner.inflight += 1
         return before
@@ -92,7 +115,7 @@ class ConcurrencyLimits:
             miner.ceiling, miner.dropped_at = miner.limit, now
         elif status == "timeout":
             miner.limit = max(MIN_LIMIT, miner.limit * TIMEOUT_BACKOFF)
-        elif status == "ok" and (before + 1) * 2 >= miner.limit:
+        elif status == "ok" and before + 1 >= int(miner.limit):
             cap = miner.ceiling if now - miner.dropped_at < self.probe_after_s else MAX_LIMIT
             miner.limit = min(max(miner.limit, min(miner.limit + 1.0, cap)), MAX_LIMIT)
         for listener in self.listeners:

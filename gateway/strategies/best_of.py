@@ -35,7 +35,8 @@ class BestOf:
 
     async def _adaptive(self, plan: Plan) -> Result:
         started = time.perf_counter()
-        waiter = Waiter(self.settler, plan, fan_out(self.client, plan, deadline(plan)))
+        tasks = fan_out(self.client, plan, deadline(plan))
+        waiter = Waiter(self.settler, plan, tasks, self.client)
         return await settle_heard(self.settler, plan, waiter, await waiter.hear(), started)
 
     async def _best(self, plan: Plan) -> Result:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.pipeline import Result, Settler, best_indexes, cancel_all, stop_reason, usable
 from gateway.plan import Plan
@@ -19,7 +19,7 @@ from gateway.protocol import StopReason
 from gateway.request_log import CURRENT
 from gateway.stop_rule import BUDGET_RISK, budget_end, change_risk
 from ranking.base import Ranking
-from router.miner_client import Reply
+from router.miner_client import MinerClient, Reply
 
 
 @dataclass(slots=True)
@@ -35,10 +35,19 @@ class Heard:
 class Waiter:
     """One request's wait over its miner calls."""
 
-    def __init__(self, settler: Settler, plan: Plan, tasks: Sequence[asyncio.Task[Reply]]):
+    def __init__(
+        self,
+        settler: Settler,
+        plan: Plan,
+        tasks: Sequence[asyncio.Task[Reply]],
+        client: MinerClient | None = None,
+    ) -> None:
         self.settler = settler
         self.plan = plan
         self.tasks = list(tasks)
+        self.asked = list(plan.candidates)
+        self.client = client
+        self.spares = list(plan.spares)
         self.loop = asyncio.get_running_loop()
         self.start = self.loop.time()
         self.until = self.start + plan.timeout_s
@@ -78,6 +87,8 @@ class Waiter:
                     reply = task.result()
                     self.arrived[reply.neuron.uid] = self.loop.time()
                     replies.append(reply)
+                    if reply.status == "busy":
+                        pending |= self._stand_in()
                 if not pending:
                     break
                 if not any(usable(self.plan, t.result()) for t in done):
@@ -102,10 +113,23 @@ class Waiter:
             raise
         return self._heard(replies, ranking, ranked_count, winner, stop_reason(replies))
 
+    def _stand_in(self) -> set[asyncio.Task[Reply]]:
+        """Ask a spare miner with room in place of one that said it is busy."""
+        client = self.client
+        limits = client.limits if client is not None else None
+        while client is not None and self.spares and self.loop.time() < self.until:
+            neuron = self.spares.pop(0)
+            if limits is not None and limits.room(neuron) <= 0:
+                continue
+            call = client.complete(neuron, self.plan.kind, self.plan.body, self.until)
+            task = self.loop.create_task(call)
+            self.tasks.append(task)
+            self.asked.append(neuron)
+            return {task}
+        return set()
+
     def _outstanding(self, pending: set[asyncio.Task[Reply]]) -> list[int]:
-        return [
-            n.uid for n, t in zip(self.plan.candidates, self.tasks, strict=True) if t in pending
-        ]
+        return [n.uid for n, t in zip(self.asked, self.tasks, strict=True) if t in pending]
 
     def _heard(
         self,
@@ -126,6 +150,7 @@ async def settle_heard(
     """The result of a wait: the best reply heard (502/504 when none); the replies still
     out are ranked with every other and settled later."""
     replies = heard.replies
+    plan = replace(plan, candidates=waiter.asked) if waiter.asked != plan.candidates else plan
     if not any(r.ok for r in replies):  # a wait stops early only once a reply is usable
         raise await settler.failed(plan, replies)
     ranking = heard.ranking or await settler.rank(plan, replies)
@@ -136,7 +161,7 @@ async def settle_heard(
         settler.settle(plan, replies, ranking, chosen[0])
     else:
         result.pending = [
-            n for n, t in zip(plan.candidates, waiter.tasks, strict=True) if t not in waiter.heard
+            n for n, t in zip(waiter.asked, waiter.tasks, strict=True) if t not in waiter.heard
         ]
         settler.settle_later(plan, waiter.tasks, chosen[0])
     noted(settler, result)
