@@ -45,6 +45,12 @@ class FanoutMetrics:
             ["pool", "strategy", "reason"],
             registry=r,
         )
+        self.agreement = Counter(
+            "bitgate_early_stop_agreement",
+            "Early-stopped requests, by whether hearing every miner picked the same winner.",
+            ["pool", "same"],
+            registry=r,
+        )
         self.concurrency = Gauge(
             "bitgate_miner_concurrency_limit",
             "Each miner's learned concurrency limit (this replica), as of its last request.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,12 +292,22 @@ class Settler:
         self.settle(plan, replies, await self.rank(plan, replies), None)
         return failure_error(replies)
 
-    def settle_later(self, plan: Plan, tasks: Sequence[asyncio.Task[Reply]], winner: Reply) -> None:
-        """In the background: collect every reply, rank them all, and settle scores."""
+    def settle_later(
+        self,
+        plan: Plan,
+        tasks: Sequence[asyncio.Task[Reply]],
+        winner: Reply,
+        on_ranked: Callable[[list[Reply], Ranking], None] | None = None,
+    ) -> None:
+        """In the background: collect every reply, rank them all (`on_ranked` sees the
+        ranking), and settle scores."""
 
         async def finish() -> None:
             replies = await gather_or_cancel(tasks)
-            self.settle(plan, replies, await self.rank(plan, replies), winner)
+            ranking = await self.rank(plan, replies)
+            if on_ranked is not None:
+                on_ranked(replies, ranking)
+            self.settle(plan, replies, ranking, winner)
 
         self._in_background(finish())
 

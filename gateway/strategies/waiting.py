@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from gateway.pipeline import Result, Settler, best_indexes, cancel_all, stop_reason, usable
@@ -163,9 +163,22 @@ async def settle_heard(
         result.pending = [
             n for n, t in zip(waiter.asked, waiter.tasks, strict=True) if t not in waiter.heard
         ]
-        settler.settle_later(plan, waiter.tasks, chosen[0])
+        settler.settle_later(plan, waiter.tasks, chosen[0], agreement(settler, plan, chosen[0]))
     noted(settler, result)
     return result
+
+
+def agreement(
+    settler: Settler, plan: Plan, chosen: Reply
+) -> Callable[[list[Reply], Ranking], None]:
+    """Once every reply is ranked: count whether hearing them all would pick the same."""
+
+    def compare(replies: list[Reply], ranking: Ranking) -> None:
+        best = replies[best_indexes(ranking.rewards, replies)[0]]
+        same = best.neuron.uid == chosen.neuron.uid
+        settler.metrics.fanout.agreement.labels(plan.pool.name, str(same).lower()).inc()
+
+    return compare
 
 
 def noted(settler: Settler, result: Result) -> None:

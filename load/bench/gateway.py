@@ -121,7 +121,8 @@ def run_suites(config: BenchConfig) -> list[str]:
     if "tail" in config.sections:
         tail_rows = bench_adaptive.tail(workdir, max(seconds, 10.0))
         bench_adaptive_plots.tail(tail_rows, config.plots / "adaptive-tail.png")
-        lines += bench_adaptive.tail_section(tail_rows, max(seconds, 10.0))
+        demo_rows = bench_adaptive.demo(workdir, max(seconds, 10.0))
+        lines += bench_adaptive.tail_section(tail_rows, max(seconds, 10.0), demo_rows)
     if "memory" in config.sections:
         memory = bench_memory.measure(workdir, seconds)
         bench_plots.memory(memory, config.plots / "memory.png")
