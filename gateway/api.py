@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import ModelNotFound
-from gateway.fanout_queue import add_concurrency, plan_queued
+from gateway.fanout_queue import add_concurrency, serve_queued
 from gateway.ingress import read_request, until_disconnect
 from gateway.pipeline import Result
 from gateway.protocol import (
@@ -66,10 +66,13 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
         )
         if parsed.model in state.pools:
             seen.pool = parsed.model
-        plan = await plan_queued(state.planner, state.queue, state.metrics, kind, raw, parsed)
-        seen.strategy = plan.strategy
         strategies: Strategies = state.strategies
-        return _respond(await until_disconnect(request, strategies.serve(plan)))
+        queued = serve_queued(
+            state.planner, state.queue, state.metrics, strategies.serve, kind, raw, parsed
+        )
+        plan, served = await until_disconnect(request, queued)
+        seen.strategy = plan.strategy
+        return _respond(served)
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -101,6 +101,10 @@ class AllMinersFailed(GatewayError):
     code = "all_miners_failed"
 
 
+class AllMinersBusy(AllMinersFailed):
+    """502: every miner asked said it is busy (429); the route plans the request again."""
+
+
 class NoEligibleMiner(GatewayError):
     """503: the pool has no miner that may be asked now."""
 

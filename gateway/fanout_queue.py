@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from gateway.errors import PoolFull
+from gateway.errors import AllMinersBusy, PoolFull
 from gateway.metrics import Metrics
 from gateway.plan import Plan, Planner
 from gateway.protocol import SamplingFields
@@ -25,6 +25,9 @@ from router.metagraph import Metagraph
 from router.miner_client import Kind
 from router.scores import LeaderboardRow
 
+# How often a request whose every miner said busy is planned again.
+BUSY_RETRIES = 2
+T = TypeVar("T")
 # A waiter also retries this often: a hold (Retry-After) ends without any call ending.
 RECHECK_S = 0.05
 
@@ -128,6 +131,27 @@ async def plan_queued(
             "queue_ms": plan.queue_ms,
         }
     return plan
+
+
+async def serve_queued(
+    planner: Planner,
+    queue: FanoutQueue,
+    metrics: Metrics,
+    serve: Callable[[Plan], Awaitable[T]],
+    kind: Kind,
+    raw: dict[str, Any],
+    request: SamplingFields,
+) -> tuple[Plan, T]:
+    """Plan (queued) and serve; a request whose every miner said it is busy is planned
+    again, through the queue, rather than failed: a full miner is not a lost one."""
+    for attempt in range(BUSY_RETRIES + 1):
+        plan = await plan_queued(planner, queue, metrics, kind, raw, request)
+        try:
+            return plan, await serve(plan)
+        except AllMinersBusy:
+            if attempt == BUSY_RETRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def add_concurrency(

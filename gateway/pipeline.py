@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.candidates import candidate_of
-from gateway.errors import AllMinersFailed, DeadlinePassed
+from gateway.errors import AllMinersBusy, AllMinersFailed, DeadlinePassed
 from gateway.metrics import Metrics
 from gateway.plan import Plan
 from gateway.protocol import BitgateBlock, CandidateBlock, MinerRef, StopReason
@@ -120,6 +120,8 @@ def failure_error(replies: Sequence[Reply]) -> AllMinersFailed | DeadlinePassed:
     statuses = ", ".join(f"uid {r.neuron.uid}: {r.status}" for r in replies)
     if replies and all(r.status == "timeout" for r in replies):
         return DeadlinePassed(f"No miner answered before the deadline ({statuses}).")
+    if replies and all(r.status == "busy" for r in replies):
+        return AllMinersBusy(f"Every miner asked is busy ({statuses}); retry shortly.")
     return AllMinersFailed(f"No miner gave a usable reply ({statuses}).")
 
 
