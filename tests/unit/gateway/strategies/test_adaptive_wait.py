@@ -61,7 +61,12 @@ async def test_cold_it_hears_everyone_then_stops_once_history_says_none_can_win(
         result, early = await serve_releasing(settled, adaptive())
     assert early
     block = result.block()
-    assert block["wait"] == {"mode": "adaptive", "replies": 2, "stopped": "confident", "queue_ms": 0.0}
+    assert block["wait"] == {
+        "mode": "adaptive",
+        "replies": 2,
+        "stopped": "confident",
+        "queue_ms": 0.0,
+    }
     assert {c["uid"]: c["status"] for c in block["candidates"]}[2] == "pending"
     assert result.winner.neuron.uid == 0
 
