@@ -80,6 +80,14 @@ class ConcurrencyLimits:
         self._live(miner)
         miner.reserved.append(self.clock() + RESERVE_S)
 
+    def unreserve(self, neuron: Neuron) -> None:
+        """Give back a slot reserved for a call that will not be made."""
+        miner = self._miners.get(neuron.base_url)
+        if miner is not None and miner.reserved:
+            miner.reserved.pop()
+        for listener in self.listeners:
+            listener()
+
     def _live(self, miner: MinerLimit) -> int:
         now = self.clock()
         while miner.reserved and miner.reserved[0] <= now:
