@@ -47,7 +47,8 @@ class FanoutMetrics:
         )
         self.agreement = Counter(
             "bitgate_early_stop_agreement",
-            "Early-stopped requests, by whether hearing every miner picked the same winner.",
+            "Early-stopped requests, by whether hearing every miner picked the same winner "
+            "(true), one as good within the stop rule's margin (tied), or a better one (false).",
             ["pool", "same"],
             registry=r,
         )

@@ -18,13 +18,16 @@ from dataclasses import dataclass, field
 from router.miner_client import Reply
 from router.stats import MinerStats
 
-# A reward must beat another by more than this to count as a win (ties go to the faster).
-EPSILON = 1e-6
+# A reward must beat another by more than this to count as a win: a closer one is a tie,
+# and a tie goes to the faster miner (replies that good are as good as each other).
+MARGIN = 0.02
 # Prior strength (in observations) of the score-based guess of a pairwise beat rate.
 PRIOR_WEIGHT = 1.0
 # Pairwise counts are scaled down past this many observations, so the history keeps moving.
 MAX_SEEN = 256.0
 MAX_PAIRS = 65_536
+# The beat rate guessed for two miners of equal score, before any history of the pair.
+EQUAL_PRIOR = 0.3
 # Risk at most this: the winner in hand is more likely than not to stay the winner.
 BUDGET_RISK = 0.5
 
@@ -62,7 +65,7 @@ class WinHistory:
                     pair.beats *= (MAX_SEEN - 1) / MAX_SEEN
                     pair.seen = MAX_SEEN - 1
                 pair.seen += 1
-                if ri > rj + EPSILON:
+                if ri > rj + MARGIN:
                     pair.beats += 1
 
     def beat(self, pool: str, uid: int, winner: int, prior: float) -> float:
@@ -73,8 +76,9 @@ class WinHistory:
 
 
 def score_prior(score: float, winner_score: float) -> float:
-    """A guess at a beat rate from two EMA scores: even when equal, rarer when lower."""
-    return min(max(0.5 + 2.0 * (score - winner_score), 0.02), 0.98)
+    """A guess at a beat rate from two EMA scores: under even when equal (equal replies tie,
+    and a tie goes to the faster), rarer when lower."""
+    return min(max(EQUAL_PRIOR + 2.0 * (score - winner_score), 0.02), 0.98)
 
 
 def answer_chance(stats: MinerStats | None, waited_ms: float, left_ms: float) -> float:

@@ -1,7 +1,7 @@
 """`cascade`: ask the best-known miners first, widen only while the ranking is not confident.
 
-FrugalGPT's cascade over a pool: the plan's candidates are ordered by EMA score (then by
-median latency), the first stage asks one, each further stage twice as many. After a stage
+FrugalGPT's cascade over a pool: the plan's candidates are ordered by win rate (then EMA
+score), the first stage asks one, each further stage twice as many. After a stage
 is in, the stop rule (gateway.stop_rule) weighs the miners not yet asked as if they were
 still out: when they are unlikely to beat the winner, no more are asked (`confident`).
 Cold, with no history, it widens to every candidate, as best_of would.
@@ -43,7 +43,7 @@ class Cascade:
             s = stats.get(n.uid)
             if s is None or not s.requests:
                 return (0.0, 0.0)
-            return (-round(s.score, 1), s.p50_latency_ms or 0.0)
+            return (-s.wins / s.requests, -s.score)
 
         return sorted(plan.candidates, key=key)
 

@@ -18,7 +18,7 @@ from gateway.pipeline import Result, Settler, best_indexes, cancel_all, stop_rea
 from gateway.plan import Plan
 from gateway.protocol import StopReason
 from gateway.request_log import CURRENT
-from gateway.stop_rule import BUDGET_RISK, budget_end, change_risk
+from gateway.stop_rule import BUDGET_RISK, MARGIN, budget_end, change_risk
 from ranking.base import Ranking
 from router.miner_client import MinerClient, Reply
 
@@ -178,9 +178,12 @@ def agreement(
     """Once every reply is ranked: count whether hearing them all would pick the same."""
 
     def compare(replies: list[Reply], ranking: Ranking) -> None:
-        best = replies[best_indexes(ranking.rewards, replies)[0]]
-        same = best.neuron.uid == chosen.neuron.uid
-        settler.metrics.fanout.agreement.labels(plan.pool.name, str(same).lower()).inc()
+        best = best_indexes(ranking.rewards, replies)[0]
+        mine = next(i for i, r in enumerate(replies) if r.neuron.uid == chosen.neuron.uid)
+        same = "true" if best == mine else "false"
+        if same == "false" and ranking.rewards[best] - ranking.rewards[mine] <= MARGIN:
+            same = "tied"  # as good, within the stop rule's margin
+        settler.metrics.fanout.agreement.labels(plan.pool.name, same).inc()
 
     return compare
 

@@ -50,3 +50,4 @@ def test_risk_grows_with_each_miner_that_could_still_win() -> None:
     assert 0 < one < three < 1
     assert change_risk(history, "p", 0, [], stats, 0, 1000) == 0.0
     assert score_prior(0.2, 0.9) == 0.02 and score_prior(0.9, 0.2) == 0.98
+    assert score_prior(0.5, 0.5) < 0.5
