@@ -223,7 +223,7 @@ def load_section(points: list[LoadPoint], duration_s: float) -> list[str]:
             f"| {_ms(lat['p99'])} | {fan.get('mean_asked', '-')} | {fan.get('mean_waited', '-')} "
             f"| {fan.get('mean_queue_ms', '-')} |"
         )
-    lines.append("")
+    lines += ["", "![a pool under load, adaptive and fixed width](bench/adaptive-load.png)", ""]
     return lines
 
 
@@ -256,5 +256,5 @@ def tail_section(
             f"| {_ms(lat['p90'])} | {first} | {fan.get('mean_asked', '-')} "
             f"| {fan.get('mean_waited', '-')} | {stops} |"
         )
-    lines.append("")
+    lines += ["", "![latency against good answers per strategy](bench/adaptive-tail.png)", ""]
     return lines + demo_lines(demo_rows)

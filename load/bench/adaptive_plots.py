@@ -13,19 +13,23 @@ from load.bench.adaptive import LoadPoint
 from load.bench.plots import DPI, _save
 from load.bench.run import Scenario
 
+COLOURS = ("#1f77b4", "#ff7f0e")
+
 
 def under_load(points: list[LoadPoint], path: Path) -> Path:
     """Answered share, good share and goodput against offered load, per mode."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=DPI)
-    for mode in dict.fromkeys(p.mode for p in points):
+    for index, mode in enumerate(dict.fromkeys(p.mode for p in points)):
+        colour = COLOURS[index % len(COLOURS)]
         mine = [p for p in points if p.mode == mode]
         xs = [p.multiple for p in mine]
         style = "-" if mode.startswith("adaptive") else "--"
         answered = [100 * (p.run.summary.get("answered_share") or 0.0) for p in mine]
         good = [100 * (p.run.summary.get("good_share") or 0.0) for p in mine]
-        left.plot(xs, answered, "o" + style, label=f"{mode}: answered")
-        left.plot(xs, good, "s" + style, alpha=0.6, label=f"{mode}: good")
-        right.plot(xs, [p.run.summary["ok_rps"] for p in mine], "o" + style, label=mode)
+        left.plot(xs, answered, "o" + style, color=colour, label=f"{mode}: answered")
+        left.plot(xs, good, "s:", color=colour, alpha=0.6, label=f"{mode}: good")
+        goodput = [p.run.summary["ok_rps"] for p in mine]
+        right.plot(xs, goodput, "o" + style, color=colour, label=mode)
     left.set_xlabel("offered load, x width-10 capacity")
     left.set_ylabel("% of requests")
     left.set_ylim(0, 102)
