@@ -101,8 +101,12 @@ class AllMinersFailed(GatewayError):
     code = "all_miners_failed"
 
 
-class AllMinersBusy(AllMinersFailed):
-    """502: every miner asked said it is busy (429); the route plans the request again."""
+class AllMinersBusy(GatewayError):
+    """503: every miner asked said it is busy (429); the route plans the request again first."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "all_miners_busy"
 
 
 class NoEligibleMiner(GatewayError):

@@ -115,13 +115,16 @@ def miner_ref(reply: Reply) -> MinerRef:
     return {"uid": reply.neuron.uid, "hotkey": reply.neuron.hotkey, "model": model}
 
 
-def failure_error(replies: Sequence[Reply]) -> AllMinersFailed | DeadlinePassed:
+def failure_error(
+    replies: Sequence[Reply],
+) -> AllMinersFailed | AllMinersBusy | DeadlinePassed:
     """504 when the deadline took every miner, else 502."""
     statuses = ", ".join(f"uid {r.neuron.uid}: {r.status}" for r in replies)
     if replies and all(r.status == "timeout" for r in replies):
         return DeadlinePassed(f"No miner answered before the deadline ({statuses}).")
     if replies and all(r.status == "busy" for r in replies):
-        return AllMinersBusy(f"Every miner asked is busy ({statuses}); retry shortly.")
+        busy = f"Every miner asked is busy ({statuses}); retry shortly."
+        return AllMinersBusy(busy, headers={"Retry-After": "1"})
     return AllMinersFailed(f"No miner gave a usable reply ({statuses}).")
 
 
@@ -289,7 +292,7 @@ class Settler:
 
     async def failed(
         self, plan: Plan, replies: Sequence[Reply]
-    ) -> AllMinersFailed | DeadlinePassed:
+    ) -> AllMinersFailed | AllMinersBusy | DeadlinePassed:
         """Settle a request no miner answered usably, and the error to raise for it."""
         self.settle(plan, replies, await self.rank(plan, replies), None)
         return failure_error(replies)
