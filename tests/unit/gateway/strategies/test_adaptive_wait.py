@@ -16,6 +16,7 @@ from tests.unit.gateway.strategies.fakes import (
     Script,
     TextRanker,
     drain,
+    neuron,
     plan,
     settler,
     stats,
@@ -119,3 +120,13 @@ async def test_cascade_asks_the_best_known_miner_alone_once_it_is_known_to_win()
     assert [r.neuron.uid for r in last.replies] == [0]
     assert last.block()["wait"]["stopped"] == "confident"
     assert last.block()["width"]["asked"] == 1
+
+
+async def test_a_busy_miner_s_place_goes_to_a_spare() -> None:
+    miners = FakeMiners({0: Script(status="busy"), 1: Script(["Paris."])})
+    request = replace(plan("best_of", [0], RANKER), wait="adaptive", spares=(neuron(1),))
+    result = await BestOf(miners, settler()).serve(request)
+    assert isinstance(result, Result) and result.winner.neuron.uid == 1
+    block = result.block()
+    assert [c["uid"] for c in block["candidates"]] == [0, 1]
+    assert block["width"]["asked"] == 2
