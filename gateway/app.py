@@ -35,6 +35,7 @@ from ranking.embedding import EmbeddingModel, serve_embeddings
 from ranking.static import StaticModel, load_if_built, serve_static
 from router.availability import watch_availability
 from router.backpressure import Backpressure
+from router.concurrency import ConcurrencyLimits
 from router.epistula import Signer
 from router.miner_client import AddressHook, MinerClient, open_session
 from router.scores import Scoreboard
@@ -108,8 +109,9 @@ async def start_state(
         raise
     metrics = Metrics()
     session = open_session(settings.server.max_connections, axon_policy, address_hook)
+    limits = ConcurrencyLimits()
     client = MinerClient(
-        session, settings.limits.max_reply_bytes, signer, backpressure, axon_policy
+        session, settings.limits.max_reply_bytes, signer, backpressure, axon_policy, limits
     )
     rng = random.Random(settings.seed)
     embedding = EmbeddingModel(enabled=wants_minilm(settings))
@@ -124,11 +126,14 @@ async def start_state(
         store=store,
         scoreboard=scoreboard,
         session=session,
-        planner=Planner(pools, rankers, scoreboard, rng, settings.sse_keepalive_s, backpressure),
+        planner=Planner(
+            pools, rankers, scoreboard, rng, settings.sse_keepalive_s, backpressure, limits
+        ),
         settler=settler,
         strategies=Strategies(client, Stages(judge, Results(metrics), settler)),
         metrics=metrics,
     )
+    limits.listeners.append(state.queue.wake)
     await scoreboard.sync(list(pools))
     if embedding.enabled:
         # Until the model is loaded, embedding rankers fall back to the heuristic ranker.

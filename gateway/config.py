@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from gateway.protocol import Strategy
+from gateway.protocol import Strategy, WaitMode
 from gateway.settings import (
     FLAT,
     GROUPS,
@@ -60,6 +60,16 @@ class RoutingDefaults(BaseModel):
     ranker: str = DEFAULT_RANKER
     timeout_s: float = Field(default=20.0, gt=0, le=600)
     explore: float = Field(default=0.2, ge=0, le=1)
+    # Adaptive fan-out (gateway/serving/stop_rule.py, router/width.py): the fewest miners a request
+    # is narrowed to under load, whether best_of waits for all or for what can still win,
+    # the risk of a changed winner it accepts, its wait budget (times the best reply's
+    # latency), and the bounded queue a request waits in while no miner has room.
+    min_sample: int = Field(default=1, ge=1, le=1024)
+    wait: WaitMode = "adaptive"
+    wait_risk: float = Field(default=0.1, ge=0, le=1)
+    wait_budget: float = Field(default=1.0, ge=0, le=100)
+    queue_s: float = Field(default=5.0, ge=0, le=600)
+    queue_limit: int = Field(default=256, ge=0, le=100_000)
     # The most a request's `bitgate` block may ask for.
     max_top_k: int = Field(default=32, ge=1, le=1024)
     max_timeout_s: float = Field(default=120.0, gt=0, le=600)

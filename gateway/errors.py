@@ -101,12 +101,26 @@ class AllMinersFailed(GatewayError):
     code = "all_miners_failed"
 
 
+class AllMinersBusy(GatewayError):
+    """503: every miner asked said it is busy (429); the route plans the request again first."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "all_miners_busy"
+
+
 class NoEligibleMiner(GatewayError):
     """503: the pool has no miner that may be asked now."""
 
     status = 503
     type = "service_unavailable"
     code = "no_eligible_miner"
+
+
+class PoolFull(NoEligibleMiner):
+    """503: every eligible miner is at its learned concurrency limit (after the queue)."""
+
+    code = "pool_full"
 
 
 class DeadlinePassed(GatewayError):

@@ -14,8 +14,12 @@ from typing_extensions import TypedDict
 
 from router.scores import LeaderboardRow
 from router.stats import Status
+from router.width import WidthWhy
 
-Strategy = Literal["best_of", "race"]
+Strategy = Literal["best_of", "race", "cascade"]
+# all: hear every miner asked; adaptive: stop once the miners still out are unlikely to win.
+WaitMode = Literal["all", "adaptive"]
+StopReason = Literal["all", "confident", "budget", "deadline", "first"]
 CandidateStatus = Status | Literal["pending"]
 
 
@@ -57,9 +61,16 @@ class BitgateOptions(BaseModel):
     )
     strategy: Strategy | None = Field(
         default=None,
-        description="best_of: wait for every miner (or the deadline) and return the best "
-        "reply; race: return, or start streaming, the first usable reply and rank the rest "
-        "afterwards. Default: the pool's strategy.",
+        description="best_of: wait for the miners that can still win (or every miner, with "
+        "wait: all) and return the best reply; race: return, or start streaming, the first "
+        "usable reply and rank the rest afterwards; cascade: ask the best-known miners first "
+        "and widen only when the ranking is not confident. Default: the pool's strategy.",
+    )
+    wait: WaitMode | None = Field(
+        default=None,
+        description="all: hear every miner asked before choosing; adaptive: stop waiting once "
+        "the miners still out are unlikely to change the winner, or the wait budget is spent "
+        "(late replies are still ranked and scored). Default: the pool's wait.",
     )
     timeout_s: float | None = Field(
         default=None,
@@ -195,6 +206,25 @@ class FanoutUsage(TypedDict):
     estimated: bool
 
 
+class WidthBlock(TypedDict):
+    """How wide the request went and why: `full` (sample granted), `pool` (fewer miners),
+    `load` (shrunk to what the pool could spare), `floor` (held at min_sample)."""
+
+    asked: int
+    sample: int
+    why: WidthWhy
+
+
+class WaitBlock(TypedDict):
+    """How long the request waited: replies heard before choosing and why it stopped
+    (`all`, `confident`, `budget`, `deadline`; a race: `first`), and its queue wait."""
+
+    mode: WaitMode
+    replies: int
+    stopped: StopReason
+    queue_ms: float
+
+
 class BitgateBlock(TypedDict):
     """The `bitgate` block of every response (in a stream, on the last chunk)."""
 
@@ -205,6 +235,8 @@ class BitgateBlock(TypedDict):
     candidates: list[CandidateBlock]
     overhead_ms: float  # the gateway's own time, beyond waiting for miners
     fanout_usage: FanoutUsage
+    width: NotRequired[WidthBlock]
+    wait: NotRequired[WaitBlock]
     choices: NotRequired[list[ChoiceRef]]  # n > 1: the miner of each choice, best first
 
 

@@ -16,6 +16,7 @@ from gateway.errors import GatewayError, RateLimited
 from gateway.runtime.metrics import Metrics
 from gateway.runtime.pools import Pool
 from gateway.runtime.supervisor import Supervisor
+from gateway.serving.fanout_queue import FanoutQueue
 from gateway.serving.plan import Planner
 from gateway.serving.settle import Settler
 from gateway.serving.strategies.registry import Strategies
@@ -48,6 +49,7 @@ class GatewayState:
     strategies: Strategies
     metrics: Metrics
     supervisor: Supervisor = field(default_factory=Supervisor)
+    queue: FanoutQueue = field(default_factory=FanoutQueue)
     started_at: int = field(default_factory=lambda: int(time.time()))
 
     inflight: int = 0

@@ -60,6 +60,8 @@ class Run:
         self.measure_from = now + scenario.warmup_s
         self.stop_at = self.measure_from + scenario.limit_s
         self.recorder = Recorder(self.measure_from, window_for(scenario.limit_s))
+        if scenario.good_uids is not None:
+            self.recorder.good_uids = frozenset(scenario.good_uids)
         self.sent = 0
         self.warm_sent = 0
         self.warm_errors = 0

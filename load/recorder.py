@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from load.client import Reply
+from load.fanout_tally import FanoutTally, is_good
 from load.hist import Latency
 
 MAX_WINDOWS = 300
@@ -81,6 +82,10 @@ class Recorder:
         self.miners: dict[int, MinerStats] = {}
         self.last_end = origin
         self.recent = Latency(small=True)
+        # Against a sim pool: the uids whose answers are good, and the answers from them.
+        self.good_uids: frozenset[int] | None = None
+        self.good = 0
+        self.fanout = FanoutTally()
 
     def _window(self, at: float) -> Window:
         index = max(int((at - self.origin) / self.window_s), 0)
@@ -125,6 +130,8 @@ class Recorder:
                 self.ttft.record((reply.first_token_at - start) * 1000.0)
             if reply.overhead_ms is not None:
                 self.overhead.record(reply.overhead_ms)
+            self.good += is_good(reply.block, self.good_uids)
+            self.fanout.add(reply.block)
             waited = waited_ms(reply.block)
             if waited is not None:
                 self.client_overhead.record(max(latency_ms - waited, 0.0))

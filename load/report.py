@@ -33,6 +33,10 @@ def summary(result: RunResult) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 3),
         "rps": rec.requests / elapsed if elapsed else 0.0,
         "ok_rps": rec.ok / elapsed if elapsed else 0.0,
+        "answered_share": rec.ok / rec.requests if rec.requests else None,
+        "good_share": rec.good / rec.requests if rec.requests and rec.good_uids else None,
+        "good_rps": rec.good / elapsed if elapsed and rec.good_uids else None,
+        "fanout": rec.fanout.summary(),
         "offered_rps": offered,
         "late": rec.late,
         "tokens": rec.tokens,
@@ -138,8 +142,14 @@ def line(document: dict[str, Any]) -> str:
         f"{s['requests']} requests, {s['ok']} ok, {s['errors']} errors in {s['elapsed_s']:.1f}s: "
         f"{s['rps']:.1f} req/s; latency p50 {_ms(lat['p50'])} p90 {_ms(lat['p90'])} "
         f"p99 {_ms(lat['p99'])} max {_ms(lat['max'])}; ttft p50 {_ms(ttft['p50'])} "
-        f"p99 {_ms(ttft['p99'])}"
+        f"p99 {_ms(ttft['p99'])}{_shares(s)}"
     )
+
+
+def _shares(s: dict[str, Any]) -> str:
+    answered, good = s.get("answered_share"), s.get("good_share")
+    text = "" if answered is None else f"; answered {answered:.1%}"
+    return text + ("" if good is None else f", good answers {good:.1%}")
 
 
 def _ms(value: float | None) -> str:

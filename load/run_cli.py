@@ -40,6 +40,9 @@ def add_scenario_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bitgate", help='gateway options as JSON, e.g. \'{"strategy":"race"}\'')
     parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
     parser.add_argument("--allow-remote", action="store_true", default=None)
+    parser.add_argument(
+        "--good-uids", help="sim uids that answer well, comma-separated: the good-answer share"
+    )
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,6 +64,11 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
             fields["bitgate"] = orjson.loads(args.bitgate)
         except orjson.JSONDecodeError:
             raise ScenarioError("--bitgate: not valid JSON") from None
+    if getattr(args, "good_uids", None):
+        try:
+            fields["good_uids"] = [int(u) for u in str(args.good_uids).split(",") if u.strip()]
+        except ValueError:
+            raise ScenarioError("--good-uids wants comma-separated integers") from None
     if args.header:
         pairs = [h.partition(":") for h in args.header]
         if any(not sep or not name.strip() for name, sep, _ in pairs):

@@ -47,6 +47,11 @@ class Scenario(BaseModel):
     max_in_flight: int = Field(default=10_000, ge=1, le=100_000)
     seed: int = 0
     allow_remote: bool = Field(default=False, description="metagraph miners off loopback")
+    good_uids: list[int] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="the sim pool's uids whose answers are good: the report's good-answer share",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -13,6 +13,7 @@ import orjson
 
 from router.axon_policy import AxonPolicy, AxonRefused
 from router.backpressure import Backpressure, retry_after_s
+from router.concurrency import ConcurrencyLimits
 from router.metagraph import Neuron
 from router.reply_shape import STREAM_MULTIPLE, ReplyShape
 from router.sse import StreamTooLarge, sse_lines
@@ -136,8 +137,10 @@ class MinerClient:
         signer: RequestSigner | None = None,
         backpressure: Backpressure | None = None,
         policy: AxonPolicy | None = None,
+        limits: ConcurrencyLimits | None = None,
     ) -> None:
         self.session = session
+        self.limits = limits
         self.max_reply_bytes = max_reply_bytes
         self.signer = signer
         self.backpressure = backpressure if backpressure is not None else Backpressure()
@@ -231,6 +234,25 @@ class MinerClient:
         refusal = self.policy.refusal(neuron.axon.ip) if self.policy is not None else None
         if refusal is not None:
             return self._failed(neuron, start, "error", "address refused by the axon policy")
+        if self.limits is None:
+            return await self._timed(neuron, start, reply, deadline, call)
+        before = self.limits.start(neuron)
+        status: Status | None = None
+        try:
+            reply = await self._timed(neuron, start, reply, deadline, call)
+            status = reply.status
+            return reply
+        finally:
+            self.limits.end(neuron, status, before)
+
+    async def _timed(
+        self,
+        neuron: Neuron,
+        start: float,
+        reply: Reply,
+        deadline: float,
+        call: Callable[[Reply], Awaitable[None]],
+    ) -> Reply:
         try:
             async with asyncio.timeout_at(deadline):
                 await call(reply)

@@ -41,6 +41,8 @@ class LeaderboardRow(TypedDict):
     refused: str | None  # why the axon policy will not dial it (None: it may be dialled)
     validator_permit: bool
     weight: float  # this validator's weight on it at the last epoch
+    concurrency: float | None  # its learned concurrency limit here (None: never called)
+    in_flight: int  # calls to it in flight from this replica
 
 
 class StatView(Mapping[int, float]):
@@ -219,6 +221,8 @@ class Scoreboard:
                     "refused": refused.get(neuron.uid),
                     "validator_permit": neuron.validator_permit,
                     "weight": 0.0,
+                    "concurrency": None,
+                    "in_flight": 0,
                 }
             )
         rows.sort(key=lambda r: (-r["score"], -r["incentive"], r["uid"]))

@@ -54,6 +54,8 @@ class RequestRecord:
     winner_tokens: int = 0
     fanout_tokens: int = 0
     prompt: str | None = None
+    # The adaptive fan-out: width and why, queue wait, replies waited for, why waiting stopped.
+    fanout: dict[str, Any] = field(default_factory=dict)
     settled: bool = False
     logged: bool = False
     # The replies returned to the client (n > 1: every choice), once a result is made.
@@ -110,6 +112,8 @@ class RequestRecord:
             "winner_tokens": self.winner_tokens,
             "fanout_tokens": self.fanout_tokens,
         }
+        if self.fanout:
+            line["fanout"] = self.fanout
         if self.prompt is not None:
             line["prompt"] = self.prompt
         access_logger.info(orjson.dumps(line).decode())

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.runtime.fanout_metrics import FanoutMetrics
 from router.axon_policy import REASONS
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
@@ -168,6 +169,7 @@ class Metrics:
         )
         for reason in AUTH_FAILURE_REASONS:  # every series from the start: rate() sees the first
             self.auth_failures.labels(reason)
+        self.fanout = FanoutMetrics(r)
 
     def observe_refusals(self, pool: str, refused: Mapping[int, str]) -> None:
         """How many of a pool's miners the axon policy refuses, by reason."""

@@ -10,18 +10,20 @@ from typing import Any
 import orjson
 
 from gateway.config import PoolConfig
-from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner
-from gateway.protocol import BitgateOptions, SamplingFields, Strategy
+from gateway.errors import BadRequest, ModelNotFound, NoEligibleMiner, PoolFull
+from gateway.protocol import BitgateOptions, SamplingFields, Strategy, WaitMode
 from gateway.runtime.context_cap import token_cap
 from gateway.runtime.pools import Pool
 from gateway.serving.forwarding import allowed_fields
 from ranking.base import Prompt, Ranker, bounded, message_text
 from ranking.constraints import ConstraintError, constraints_of
 from router.backpressure import Backpressure
+from router.concurrency import ConcurrencyLimits
 from router.metagraph import Neuron
 from router.miner_client import Kind
 from router.scores import Scoreboard
 from router.selection import select_candidates
+from router.width import WidthWhy, select_width
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,15 @@ class Plan:
     live: bool = False
     # How often a stream that waits sends an SSE comment.
     keepalive_s: float = 5.0
+    # Adaptive fan-out: the width asked for and given, why, and how best_of waits.
+    sample: int = 0
+    width_why: WidthWhy = "full"
+    wait: WaitMode = "all"
+    wait_risk: float = 0.1
+    wait_budget: float = 1.0
+    queue_ms: float = 0.0
+    # Miners with room that were not chosen: a best_of asks one in place of a busy miner.
+    spares: tuple[Neuron, ...] = ()
 
 
 def prompt_of(kind: Kind, raw: dict[str, Any]) -> Prompt:
@@ -137,7 +148,9 @@ class Planner:
         rng: random.Random,
         keepalive_s: float = 5.0,
         backpressure: Backpressure | None = None,
+        limits: ConcurrencyLimits | None = None,
     ) -> None:
+        self.limits = limits
         self.pools = pools
         self.rankers = rankers
         self.scoreboard = scoreboard
@@ -163,8 +176,11 @@ class Planner:
             raise BadRequest(f"Unknown ranker '{name}'; known: {known}.", param="bitgate.ranker")
         return ranker
 
-    def plan(self, kind: Kind, raw: dict[str, Any], request: SamplingFields) -> Plan:
-        """Pick the pool, merge the options, and choose the miners."""
+    def plan(
+        self, kind: Kind, raw: dict[str, Any], request: SamplingFields, waiting: int = 0
+    ) -> Plan:
+        """Pick the pool, merge the options, and choose the miners (`waiting`: requests
+        queued for a miner with room, who share the free slots)."""
         pool = self.pool(request.model)
         config = pool.config
         opts = request.bitgate or BitgateOptions()
@@ -177,23 +193,41 @@ class Planner:
         top_k = max(opts.top_k or named or config.top_k, n)
         sample = max(opts.sample or named or config.sample or top_k, n)
         explore = config.explore if opts.explore is None else opts.explore
-        candidates = select_candidates(
-            pool.ranked,
-            top_k=top_k,
-            sample=sample,
-            scores=self.scoreboard.scores(pool.name),
-            cooling_until=self.scoreboard.cooling_until(pool.name),
-            explore=explore,
-            now=time.time(),
-            rng=self.rng,
-            only=set(opts.uids) if opts.uids else None,
-            exclude=set(opts.exclude_uids or ()),
-            backpressure=self.backpressure,
-        )
+        who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
+        why: WidthWhy = "full"
+        spares: tuple[Neuron, ...] = ()
+        choice = {
+            "top_k": top_k,
+            "sample": sample,
+            "scores": self.scoreboard.scores(pool.name),
+            "cooling_until": self.scoreboard.cooling_until(pool.name),
+            "explore": explore,
+            "now": time.time(),
+            "rng": self.rng,
+            "only": set(opts.uids) if opts.uids else None,
+            "exclude": set(opts.exclude_uids or ()),
+            "backpressure": self.backpressure,
+        }
+        if self.limits is None:
+            candidates = select_candidates(pool.ranked, **choice)  # type: ignore[arg-type]
+        else:
+            floor = max(min(config.min_sample, sample), n)
+            width = select_width(
+                pool.ranked,
+                min_sample=floor,
+                limits=self.limits,
+                waiting=waiting,
+                **choice,  # type: ignore[arg-type]
+            )
+            candidates, why, spares = width.candidates, width.why, width.spares
+            if width.eligible and width.free < min(floor, width.eligible):
+                raise PoolFull(
+                    f"{who} of pool '{pool.name}' has room for a request now; retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
         if not candidates:
-            who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
-            why = f" The axon policy {pool.refusal}." if pool.refusal and not pool.ranked else ""
-            raise NoEligibleMiner(f"{who} of pool '{pool.name}' can take a request now.{why}")
+            policy = f" The axon policy {pool.refusal}." if pool.refusal and not pool.ranked else ""
+            raise NoEligibleMiner(f"{who} of pool '{pool.name}' can take a request now.{policy}")
         strategy = opts.strategy or config.strategy
         client_stream = bool(request.stream)
         stream_options = raw.get("stream_options")
@@ -204,11 +238,15 @@ class Planner:
             prompt.constraints.wants_json or bool(prompt.constraints.tools)
         )
         live = client_stream and strategy == "race" and n == 1 and not shaped
+        ranker = self.ranker(opts.ranker or config.ranker)
+        if self.limits is not None:  # nothing can refuse the request past this point
+            for neuron in candidates:
+                self.limits.reserve(neuron)
         return Plan(
             kind=kind,
             pool=pool,
             strategy=strategy,
-            ranker=self.ranker(opts.ranker or config.ranker),
+            ranker=ranker,
             timeout_s=opts.timeout_s or config.timeout_s,
             candidates=candidates,
             prompt=prompt,
@@ -219,4 +257,10 @@ class Planner:
             n=n,
             live=live,
             keepalive_s=self.keepalive_s,
+            sample=sample,
+            width_why=why,
+            wait=opts.wait or config.wait,
+            wait_risk=config.wait_risk,
+            wait_budget=config.wait_budget,
+            spares=spares,
         )

@@ -23,7 +23,7 @@ from gateway.protocol import (
     ModelList,
     Readiness,
 )
-from gateway.serving.plan import Planner
+from gateway.serving.fanout_queue import add_concurrency, serve_queued
 from gateway.serving.replay import document, replay
 from gateway.serving.responses import SSE_HEADERS, JSONBytes
 from gateway.serving.responses_api import serve_responses
@@ -69,11 +69,13 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
         )
         if parsed.model in state.pools:
             seen.pool = parsed.model
-        planner: Planner = state.planner
-        plan = planner.plan(kind, raw, parsed)
-        seen.strategy = plan.strategy
         strategies: Strategies = state.strategies
-        return _respond(await until_disconnect(request, strategies.serve(plan)))
+        queued = serve_queued(
+            state.planner, state.queue, state.metrics, strategies.serve, kind, raw, parsed
+        )
+        plan, served = await until_disconnect(request, queued)
+        seen.strategy = plan.strategy
+        return _respond(served)
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -193,6 +195,7 @@ async def leaderboard(pool: str, request: Request, state: State) -> JSONBytes:
         raise ModelNotFound(f"The pool '{pool}' does not exist.", param="pool")
     rows = state.scoreboard.leaderboard(pool, served.metagraph, served.refused)
     served.add_weights(rows)
+    add_concurrency(rows, served.metagraph, state.planner.limits)
     board: Leaderboard = {"object": "list", "pool": pool, "data": rows}
     return JSONBytes(board)
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from gateway.door.request_log import settled
-from gateway.errors import AllMinersFailed, DeadlinePassed
+from gateway.errors import AllMinersBusy, AllMinersFailed, DeadlinePassed
 from gateway.runtime.metrics import Metrics
 from gateway.serving.plan import Plan
 from gateway.serving.rank import Judge
 from gateway.serving.result import failure_error
+from gateway.serving.stop_rule import WinHistory
 from gateway.serving.strategies.fanout import cancel_all, gather_or_cancel
 from ranking.base import Ranking
 from router.miner_client import Reply
@@ -33,6 +34,8 @@ class Settler:
         # Per-request work, apart from the app's long-lived loops: cancelled on shutdown,
         # and never a sign of the gateway's health.
         self.settling: set[asyncio.Task[None]] = set()
+        # Who beat whom, from every settled ranking: adaptive waits read it (stop_rule).
+        self.history = WinHistory()
 
     def settle(
         self, plan: Plan, replies: Sequence[Reply], ranking: Ranking, winner: Reply | None
@@ -51,21 +54,32 @@ class Settler:
             if reply.ok:
                 m.rewards.labels(pool, plan.ranker.name).observe(reward)
         self.scoreboard.record(pool, outcomes)
+        self.history.record(pool, replies, ranking.rewards)
         settled(plan, replies, winner)
 
     async def failed(
         self, plan: Plan, replies: Sequence[Reply]
-    ) -> AllMinersFailed | DeadlinePassed:
+    ) -> AllMinersFailed | AllMinersBusy | DeadlinePassed:
         """Settle a request no miner answered usably, and the error to raise for it."""
         self.settle(plan, replies, await self.judge.rank(plan, replies), None)
         return failure_error(replies)
 
-    def settle_later(self, plan: Plan, tasks: Sequence[asyncio.Task[Reply]], winner: Reply) -> None:
-        """In the background: collect every reply, rank them all, and settle scores."""
+    def settle_later(
+        self,
+        plan: Plan,
+        tasks: Sequence[asyncio.Task[Reply]],
+        winner: Reply,
+        on_ranked: Callable[[list[Reply], Ranking], None] | None = None,
+    ) -> None:
+        """In the background: collect every reply, rank them all (`on_ranked` sees the
+        ranking), and settle scores."""
 
         async def finish() -> None:
             replies = await gather_or_cancel(tasks)
-            self.settle(plan, replies, await self.judge.rank(plan, replies), winner)
+            ranking = await self.judge.rank(plan, replies)
+            if on_ranked is not None:
+                on_ranked(replies, ranking)
+            self.settle(plan, replies, ranking, winner)
 
         self._in_background(finish())
 

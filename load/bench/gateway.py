@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from load import profiling
+from load.bench import adaptive as bench_adaptive
+from load.bench import adaptive_plots as bench_adaptive_plots
 from load.bench import clients as bench_clients
 from load.bench import memory as bench_memory
 from load.bench import plots as bench_plots
@@ -38,7 +40,7 @@ from load.procs import (
 
 ALL_TEN = {"top_k": 10, "sample": 10}
 QUIET_CORES = 0.25
-SECTIONS = ("core", "rankers", "stragglers", "scale", "memory")
+SECTIONS = ("core", "rankers", "stragglers", "scale", "memory", "adaptive", "tail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,15 @@ def run_suites(config: BenchConfig) -> list[str]:
         pools = bench_scale.pool_sizes(workdir, seconds)
         bench_plots.scale(widths, pools, config.plots / "scale.png")
         lines += bench_scale.section(widths, pools, seconds)
+    if "adaptive" in config.sections:
+        points = bench_adaptive.under_load(workdir, seconds)
+        bench_adaptive_plots.under_load(points, config.plots / "adaptive-load.png")
+        lines += bench_adaptive.load_section(points, seconds)
+    if "tail" in config.sections:
+        tail_rows = bench_adaptive.tail(workdir, max(seconds, 10.0))
+        bench_adaptive_plots.tail(tail_rows, config.plots / "adaptive-tail.png")
+        demo_rows = bench_adaptive.demo(workdir, max(seconds, 10.0))
+        lines += bench_adaptive.tail_section(tail_rows, max(seconds, 10.0), demo_rows)
     if "memory" in config.sections:
         memory = bench_memory.measure(workdir, seconds)
         bench_plots.memory(memory, config.plots / "memory.png")

@@ -26,6 +26,8 @@ class Load:
     timeout_s: float = 30.0
     bitgate: dict[str, Any] = field(default_factory=dict)
     stream: float = 0.0
+    arrival: str = "uniform"
+    good_uids: tuple[int, ...] = ()  # a sim pool's good miners: the good-answer share
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,13 @@ def command(
     if model:
         cmd += ["--model", model]
     if load.rate is not None:
-        cmd += ["--rate", f"{load.rate:g}", "--arrival", "uniform"]
+        cmd += ["--rate", f"{load.rate:g}", "--arrival", load.arrival]
     else:
         cmd += ["--concurrency", str(load.concurrency)]
     cmd += ["--warmup", f"{load.warmup_s:g}", "--duration", f"{load.duration_s:g}"]
     cmd += ["--timeout", f"{load.timeout_s:g}", "--stream", f"{load.stream:g}"]
+    if load.good_uids:
+        cmd += ["--good-uids", ",".join(str(u) for u in load.good_uids)]
     if load.bitgate:
         cmd += ["--bitgate", orjson.dumps(load.bitgate).decode()]
     for name, pid in watch.items():

@@ -78,7 +78,7 @@ def test_a_gateway_open_loop_then_compare_and_capacity(
         argv = [
             "run", "--target", url, "--model", "sim", "--rate", "40", "--arrival", "uniform",
             "--duration", "1.5", "--warmup", "0.5", "--stream", "0.5", "--out", str(out),
-            "--bitgate", '{"strategy": "best_of"}',
+            "--bitgate", '{"strategy": "best_of", "wait": "all"}',
         ]  # fmt: skip
         assert bitgate(["load", *argv]) == 0
         capacity = tmp_path / "cap"

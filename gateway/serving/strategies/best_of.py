@@ -1,4 +1,9 @@
-"""`best_of`: wait for every miner (or the deadline), rank the replies, return the best."""
+"""`best_of`: hear the miners that can still win (or every one), rank, return the best.
+
+With `wait: adaptive` (the default) waiting stops once the miners still out are unlikely to
+change the winner, or the wait budget is spent (`gateway.serving.stop_rule`); with
+`wait: all`, or n > 1, every miner is heard (or the deadline passes).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,12 @@ from gateway.serving.rank import best_indexes
 from gateway.serving.result import Result
 from gateway.serving.strategies.base import LiveStream, Stages, kept_alive
 from gateway.serving.strategies.fanout import deadline, fan_out, gather_or_cancel
+from gateway.serving.strategies.waiting import Waiter, settle_heard
 from router.miner_client import MinerCalls
 
 
 class BestOf:
-    """Every candidate is heard before one is chosen."""
+    """The best reply of those heard; the rest are ranked and settled when they are in."""
 
     def __init__(self, client: MinerCalls, stages: Stages) -> None:
         self.client = client
@@ -22,9 +28,18 @@ class BestOf:
     async def serve(self, plan: Plan) -> Result | LiveStream:
         """The best valid reply (n > 1: the best n distinct); 502/504 when there is none.
 
-        A streaming client gets keep-alive comments while the miners are out.
+        A streaming client gets keep-alive comments while the miners are out, and the
+        chosen reply as soon as it is chosen.
         """
+        if plan.wait == "adaptive" and plan.n == 1:
+            return await kept_alive(plan, self._adaptive(plan))
         return await kept_alive(plan, self._best(plan))
+
+    async def _adaptive(self, plan: Plan) -> Result:
+        started = time.perf_counter()
+        tasks = fan_out(self.client, plan, deadline(plan))
+        waiter = Waiter(self.stages, plan, tasks, self.client)
+        return await settle_heard(self.stages, plan, waiter, await waiter.hear(), started)
 
     async def _best(self, plan: Plan) -> Result:
         started = time.perf_counter()

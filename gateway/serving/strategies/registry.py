@@ -8,12 +8,13 @@ from typing import Any
 from gateway.serving.plan import Plan
 from gateway.serving.strategies.base import LiveStream, Served, Stages, Strategy, StrategyFactory
 from gateway.serving.strategies.best_of import BestOf
+from gateway.serving.strategies.cascade import Cascade
 from gateway.serving.strategies.race import Race
 from router.miner_client import MinerCalls
 
 __all__ = ["STRATEGIES", "LiveStream", "Served", "Stages", "Strategies", "Strategy"]
 
-STRATEGIES: dict[str, StrategyFactory] = {"best_of": BestOf, "race": Race}
+STRATEGIES: dict[str, StrategyFactory] = {"best_of": BestOf, "race": Race, "cascade": Cascade}
 
 
 class Strategies:

@@ -18,6 +18,7 @@ const COLUMNS = [
   { key: "weight", label: "weight", show: number(3) },
   { key: "success_rate", label: "success", show: percent },
   { key: "p50_latency_ms", label: "p50 ms", show: number(0) },
+  { key: "concurrency", label: "concurrency", show: number(0) },
   { key: "requests", label: "requests", show: String },
   { key: "cooling_until", label: "cool-down", show: (v) => (v ? `${Math.max(0, Math.round(v - Date.now() / 1000))} s` : "") },
 ];

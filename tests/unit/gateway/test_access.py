@@ -105,7 +105,9 @@ def test_a_key_held_to_some_pools_cannot_use_others(pool: Path, clean_redis: str
 def test_usage_counts_the_winner_and_every_miner_call(pool: Path, clean_redis: str) -> None:
     secret = create_key(clean_redis, "alice", tpm=100_000)
     with gateway(pool, redis_url=clean_redis, auth="required", metrics_key_names=True) as client:
-        body = client.post("/v1/chat/completions", json=CHAT, headers=bearer(secret)).json()
+        # Every miner heard, so the block's fan-out is the whole fan-out the key is charged.
+        every = {**CHAT, "bitgate": {"wait": "all"}}
+        body = client.post("/v1/chat/completions", json=every, headers=bearer(secret)).json()
         metrics = client.get("/metrics").text
     winner = body["usage"]["total_tokens"]
     fanout = body["bitgate"]["fanout_usage"]

@@ -37,8 +37,8 @@ def good_pool(sim_pool: Pools) -> Path:
 
 
 def test_best_of_returns_the_good_reply_with_the_bitgate_block(good_pool: Path) -> None:
-    with gateway(good_pool) as client:
-        resp = client.post("/v1/chat/completions", json=CHAT)
+    with gateway(good_pool) as client:  # every miner heard: each has a status and a reward
+        resp = client.post("/v1/chat/completions", json={**CHAT, "bitgate": {"wait": "all"}})
     assert resp.status_code == 200
     body = resp.json()
     assert "Paris" in body["choices"][0]["message"]["content"]

@@ -73,7 +73,7 @@ def test_unknown_or_escaping_asset_paths_are_an_openai_404(client: TestClient, n
 
 def test_page_options_name_the_strategies_and_rankers(client: TestClient) -> None:
     options = client.get("/ui/options").json()
-    assert options["strategies"] == ["best_of", "race"]
+    assert options["strategies"] == ["best_of", "race", "cascade"]
     assert "heuristic" in options["rankers"] and "blend" in options["rankers"]
 
 

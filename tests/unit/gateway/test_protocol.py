@@ -75,14 +75,16 @@ def test_openapi_shows_every_response_shape(client: Any) -> None:
     block = schemas["BitgateBlock"]["properties"]
     assert set(block) == {
         "pool", "strategy", "ranker", "miner", "candidates", "overhead_ms", "fanout_usage",
-        "choices",
+        "choices", "width", "wait",
     }  # fmt: skip
+    assert set(schemas["WaitBlock"]["properties"]) == {"mode", "replies", "stopped", "queue_ms"}
+    assert set(schemas["WidthBlock"]["properties"]) == {"asked", "sample", "why"}
     assert block["candidates"]["items"]["$ref"].endswith("/CandidateBlock")
     status = schemas["CandidateBlock"]["properties"]["status"]
     assert {v for option in status["anyOf"] for v in option.get("enum", [option.get("const")])} == {
         "ok", "timeout", "error", "invalid", "busy", "pending"
     }  # fmt: skip
-    assert {"uid", "hotkey", "score", "weight", "p50_latency_ms"} <= set(
+    assert {"uid", "hotkey", "score", "weight", "p50_latency_ms", "concurrency"} <= set(
         schemas["LeaderboardRow"]["properties"]
     )
 

@@ -31,7 +31,9 @@ def no_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_default_ranker_is_ready_and_ranks(pool: Path) -> None:
     with gateway(pool) as client:
         ready = client.get("/readyz")
-        body = client.post("/v1/chat/completions", json=CHAT).json()
+        # Hearing every miner: one ranking (an adaptive wait may rank twice, once late).
+        heard = {**CHAT, "bitgate": {"wait": "all"}}
+        body = client.post("/v1/chat/completions", json=heard).json()
         metrics = client.get("/metrics").text
     assert ready.status_code == 200
     rankers = ready.json()["rankers"]
@@ -46,7 +48,8 @@ def test_a_stand_in_ranker_is_named_in_the_block_and_counted(
     pool: Path, no_model: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     with gateway(pool) as client:
-        body = client.post("/v1/chat/completions", json=CHAT).json()
+        heard = {**CHAT, "bitgate": {"wait": "all"}}  # one ranking (see above)
+        body = client.post("/v1/chat/completions", json=heard).json()
         ready = client.get("/readyz")
         metrics = client.get("/metrics").text
     assert body["bitgate"]["ranker"] == "heuristic (blend unavailable: model not installed)"
