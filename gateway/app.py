@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from gateway.config import ConfigError, Settings
 from gateway.door.access import AccessMiddleware, close_access, open_access
-from gateway.door.inflight import Admission
+from gateway.door.inflight import InFlightGate
 from gateway.errors import install_error_handlers
 from gateway.runtime.context_cap import watch_contexts
 from gateway.runtime.metrics import Metrics
@@ -201,7 +201,7 @@ def create_app(
     app.include_router(routes)
     app.include_router(pages)
     # Outermost last: the key from the headers (access), then a slot and the body (admission).
-    app.add_middleware(Admission, gateway=lambda: app.state.gateway)
+    app.add_middleware(InFlightGate, gateway=lambda: app.state.gateway)
     setup_tracing(app, settings)
     app.add_middleware(AccessMiddleware)
     return app

@@ -28,7 +28,7 @@ from gateway.door.auth import AuthFailure, Identity, KeyRing, auth_required
 from gateway.door.bounds import prompt_chars
 from gateway.door.inflight import BODY_CHECK, COMPLETION_PATHS, KEY_POOLS
 from gateway.door.keys import KeyStore
-from gateway.door.limits import Admission, Limiter
+from gateway.door.limits import KeyLease, Limiter
 from gateway.door.request_log import CURRENT, RequestRecord, request_id
 from gateway.door.usage import CHARS_PER_TOKEN, UsageLedger, key_label
 from gateway.errors import ModelNotFound, RateLimited, error_response
@@ -66,7 +66,7 @@ class Access:
     held: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
     releases: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def settled(self, record: RequestRecord, adm: Admission | None) -> None:
+    def settled(self, record: RequestRecord, adm: KeyLease | None) -> None:
         """A request's fan-out is over: record its usage and charge its real tokens."""
         if adm is not None:
             self.limiter.settle(adm, record.winner_tokens)
@@ -77,14 +77,14 @@ class Access:
                 record.key or "anonymous", record.pool, record.winner_tokens, record.fanout_tokens
             )
 
-    def hold_until_settled(self, adm: Admission) -> None:
+    def hold_until_settled(self, adm: KeyLease) -> None:
         """Keep the key's in-flight slot while the request's miner calls still run (a race
         answered early): freed when they settle, at the lease's time to live at the latest."""
         adm.release_on_settle = True
         loop = asyncio.get_running_loop()
         self.held[id(adm)] = loop.call_later(self.limiter.lease_ttl_s, self._release_soon, adm)
 
-    def _release_soon(self, adm: Admission) -> None:
+    def _release_soon(self, adm: KeyLease) -> None:
         """Free a held slot (once), in a task kept until it is done."""
         timer = self.held.pop(id(adm), None)
         if timer is None:
@@ -207,7 +207,7 @@ class AccessMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
-        held: list[Admission] = []  # the key's admission, once its body has been read
+        held: list[KeyLease] = []  # the key's admission, once its body has been read
 
         async def check_body(identity: Identity, body: bytes) -> None:
             adm = await self._admit(access, identity, body)
@@ -250,7 +250,7 @@ class AccessMiddleware:
         scope[KEY_POOLS] = identity.pools  # the routes list and show only these
         return identity
 
-    async def _admit(self, access: Access, identity: Identity, body: bytes) -> Admission | None:
+    async def _admit(self, access: Access, identity: Identity, body: bytes) -> KeyLease | None:
         """Check the key's pools and limits against the body (read once, by admission)."""
         model, tokens = peek(body)
         if identity.pools is not None and model is not None and model not in identity.pools:
@@ -272,7 +272,7 @@ class AccessMiddleware:
         return adm
 
     async def _finish(
-        self, access: Access, record: RequestRecord, adm: Admission | None, status: int
+        self, access: Access, record: RequestRecord, adm: KeyLease | None, status: int
     ) -> None:
         """Free the key's slot, refund an unused reservation, log the request."""
         settle_follows = status == 200 and record.path in COMPLETION_PATHS

@@ -27,6 +27,8 @@ COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/re
 BODY_CHECK = "bitgate.body_check"
 # The scope key of the pools the caller's key is limited to (None: every pool).
 KEY_POOLS = "bitgate.key_pools"
+# The scope key of the body read here (bounded, shape-checked): the route parses these bytes.
+BODY = "bitgate.body"
 BodyCheck = Callable[[bytes], Awaitable[None]]
 
 
@@ -68,7 +70,7 @@ async def read_ahead(
     return replay, b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
 
 
-class Admission:
+class InFlightGate:
     """Completion requests past the in-flight limit get 429; the rest hold a slot to the end."""
 
     def __init__(self, app: ASGIApp, gateway: Callable[[], GatewayState]) -> None:
@@ -102,6 +104,7 @@ class Admission:
             except GatewayError as exc:
                 await self._refuse(state, exc, scope, receive, send)
                 return
+            scope[BODY] = body
             await self.app(scope, replay, send)
         finally:
             state.release()

@@ -1,4 +1,4 @@
-"""Reading a request: size limit, JSON, validation; and watching for disconnects."""
+"""Parsing a request the door has read: JSON, bounds, validation; watching for disconnects."""
 
 from __future__ import annotations
 
@@ -8,40 +8,27 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.types import Receive
 
 from gateway.door.bounds import InputLimits, check_request
-from gateway.errors import BadRequest, BodyTooLarge, ClientClosed, bad_request_from
+from gateway.door.inflight import BODY
+from gateway.errors import BadRequest, ClientClosed, bad_request_from
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    too_large = BodyTooLarge(f"The request body is over the limit of {limit} bytes.")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    parts: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            parts.append(chunk)
-    except ClientDisconnect:
-        raise ClientClosed("The client closed the connection while sending.") from None
-    return b"".join(parts)
+def read_request(request: Request, model: type[M], bounds: InputLimits) -> tuple[dict[str, Any], M]:
+    """The body as the client sent it, validated as `model`, or an OpenAI 4xx.
 
-
-async def read_request(
-    request: Request, model: type[M], limit: int, bounds: InputLimits
-) -> tuple[dict[str, Any], M]:
-    """The body as the client sent it, bounded and validated as `model`, or an OpenAI 4xx."""
-    return parse_request(await read_body(request, limit), model, bounds)
+    The in-flight gate read it (size, time and JSON shape bounded there, once) before the
+    route ran; a route that fans out is always behind it (`COMPLETION_PATHS`).
+    """
+    body = request.scope.get(BODY)
+    if not isinstance(body, bytes):
+        raise BadRequest("The request body was not read.")
+    return parse_request(body, model, bounds)
 
 
 def parse_request(body: bytes, model: type[M], bounds: InputLimits) -> tuple[dict[str, Any], M]:

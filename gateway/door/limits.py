@@ -99,7 +99,7 @@ def duration(seconds: float) -> str:
 
 
 @dataclass(slots=True)
-class Admission:
+class KeyLease:
     """A limiter's answer for one request, and what it holds until the request ends."""
 
     identity: Identity
@@ -144,7 +144,7 @@ class LocalLimits:
         tat = max(self.tats.get(key, now), now)
         return tat, tat + min(units, limit) * step, step
 
-    def admit(self, adm: Admission) -> None:
+    def admit(self, adm: KeyLease) -> None:
         """Decide `adm` against this replica's share of the limits."""
         who, now = adm.identity, time.monotonic()
         probes = {}
@@ -176,7 +176,7 @@ class LocalLimits:
         fallback starting now grants the unspent part (times the share), not a fresh minute."""
         self.tats[f"{name}:{unit}"] = time.monotonic() + max(0.0, reset_s)
 
-    def release(self, adm: Admission) -> None:
+    def release(self, adm: KeyLease) -> None:
         """Give back a request-in-flight slot."""
         name = adm.identity.name
         self.inflight[name] = max(0, self.inflight.get(name, 0) - 1)
@@ -221,10 +221,10 @@ class Limiter:
             logger.warning("limits: Redis unreachable, each replica limits alone: %r", exc)
         self.down_until = time.monotonic() + REDIS_RETRY_S
 
-    async def admit(self, identity: Identity, tokens: int) -> Admission:
+    async def admit(self, identity: Identity, tokens: int) -> KeyLease:
         """Admit one request that may use `tokens`, or say which limit refuses it."""
         # A reservation over the whole limit is charged the limit, and refunded against that.
-        adm = Admission(identity, reserved=min(tokens, identity.tpm) if identity.tpm else tokens)
+        adm = KeyLease(identity, reserved=min(tokens, identity.tpm) if identity.tpm else tokens)
         if self.redis_up:
             lease = uuid.uuid4().hex if identity.concurrency else ""
             try:
@@ -246,7 +246,7 @@ class Limiter:
         self.local.admit(adm)
         return adm
 
-    async def release(self, adm: Admission) -> None:
+    async def release(self, adm: KeyLease) -> None:
         """Free the request-in-flight slot an admission holds (once, however often asked)."""
         lease, adm.lease = adm.lease, None
         if lease is None:
@@ -259,7 +259,7 @@ class Limiter:
         except (RedisError, OSError) as exc:  # the lease expires on its own
             self._failed(exc)
 
-    def settle(self, adm: Admission, used: int) -> None:
+    def settle(self, adm: KeyLease, used: int) -> None:
         """Charge the tokens a request really used instead of its estimate."""
         delta = used - adm.reserved
         if adm.identity.tpm is None or delta == 0:

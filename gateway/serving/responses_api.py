@@ -38,9 +38,7 @@ async def serve_responses(request: Request, state: GatewayState) -> Response:
     """A Responses request served by the same strategies and rankers as chat."""
     with state.observe() as seen:
         limits = state.settings.limits
-        raw, parsed = await read_request(
-            request, ResponsesRequest, limits.max_body_bytes, limits.input
-        )
+        raw, parsed = read_request(request, ResponsesRequest, limits.input)
         try:
             chat = chat_request(parsed, raw)
             check_request(chat, limits.input)

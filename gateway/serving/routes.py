@@ -64,9 +64,7 @@ async def _serve(kind: Kind, request: Request, state: GatewayState) -> Response:
     with state.observe() as seen:
         model = ChatCompletionRequest if kind == "chat" else CompletionRequest
         settings = state.settings
-        raw, parsed = await read_request(
-            request, model, settings.limits.max_body_bytes, settings.limits.input
-        )
+        raw, parsed = read_request(request, model, settings.limits.input)
         if parsed.model in state.pools:
             seen.pool = parsed.model
         strategies: Strategies = state.strategies

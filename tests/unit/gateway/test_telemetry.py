@@ -23,7 +23,7 @@ def test_tracing_is_a_no_op_when_not_configured(monkeypatch: pytest.MonkeyPatch)
     assert not tracing_wanted(settings)
     app = create_app(settings)
     # Outermost first: the key from the headers, then a slot and the body.
-    assert [m.cls.__name__ for m in app.user_middleware] == ["AccessMiddleware", "Admission"]
+    assert [m.cls.__name__ for m in app.user_middleware] == ["AccessMiddleware", "InFlightGate"]
     assert setup_tracing(app, settings) is None
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     assert tracing_wanted(settings)
