@@ -7,7 +7,8 @@ the gateway builds them as plain dicts for orjson, and the OpenAPI document show
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, NotRequired, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from typing_extensions import TypedDict
@@ -104,6 +105,50 @@ class BitgateOptions(BaseModel):
         max_length=1024,
         description="Never ask these miners (by uid). Default: none excluded.",
     )
+
+    def over(self, pool: PoolRouting, n: int = 1) -> Routing:
+        """These options merged over a pool's routing defaults: what the request asked, else
+        the pool's (as vLLM merges a request's sampling over the server's defaults)."""
+        named = len(set(self.uids)) if self.uids else None
+        top_k = max(self.top_k or named or pool.top_k, n)
+        return Routing(
+            top_k=top_k,
+            sample=max(self.sample or named or pool.sample or top_k, n),
+            strategy=self.strategy or pool.strategy,
+            wait=self.wait or pool.wait,
+            timeout_s=self.timeout_s or pool.timeout_s,
+            ranker=self.ranker or pool.ranker,
+            explore=pool.explore if self.explore is None else self.explore,
+            only=frozenset(self.uids) if self.uids else None,
+            exclude=frozenset(self.exclude_uids or ()),
+        )
+
+
+class PoolRouting(Protocol):
+    """A pool's routing defaults, as `gateway.config.RoutingDefaults` declares them."""
+
+    top_k: int
+    sample: int | None
+    strategy: Strategy
+    wait: WaitMode
+    timeout_s: float
+    ranker: str
+    explore: float
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """How one request picks and waits for miners: its options over its pool's defaults."""
+
+    top_k: int
+    sample: int
+    strategy: Strategy
+    wait: WaitMode
+    timeout_s: float
+    ranker: str
+    explore: float
+    only: frozenset[int] | None
+    exclude: frozenset[int]
 
 
 class ChatMessage(OpenAIModel):

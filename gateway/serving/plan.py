@@ -189,29 +189,26 @@ class Planner:
         n = request.n or 1
         if n > config.max_top_k:
             raise BadRequest(f"n may be at most {config.max_top_k} in this pool.", param="n")
-        named = len(set(opts.uids)) if opts.uids else None
-        top_k = max(opts.top_k or named or config.top_k, n)
-        sample = max(opts.sample or named or config.sample or top_k, n)
-        explore = config.explore if opts.explore is None else opts.explore
+        routing = opts.over(config, n)
         who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
         why: WidthWhy = "full"
         spares: tuple[Neuron, ...] = ()
         choice = {
-            "top_k": top_k,
-            "sample": sample,
+            "top_k": routing.top_k,
+            "sample": routing.sample,
             "scores": self.scoreboard.scores(pool.name),
             "cooling_until": self.scoreboard.cooling_until(pool.name),
-            "explore": explore,
+            "explore": routing.explore,
             "now": time.time(),
             "rng": self.rng,
-            "only": set(opts.uids) if opts.uids else None,
-            "exclude": set(opts.exclude_uids or ()),
+            "only": routing.only,
+            "exclude": routing.exclude,
             "backpressure": self.backpressure,
         }
         if self.limits is None:
             candidates = select_candidates(pool.ranked, **choice)  # type: ignore[arg-type]
         else:
-            floor = max(min(config.min_sample, sample), n)
+            floor = max(min(config.min_sample, routing.sample), n)
             width = select_width(
                 pool.ranked,
                 min_sample=floor,
@@ -228,7 +225,7 @@ class Planner:
         if not candidates:
             policy = f" The axon policy {pool.refusal}." if pool.refusal and not pool.ranked else ""
             raise NoEligibleMiner(f"{who} of pool '{pool.name}' can take a request now.{policy}")
-        strategy = opts.strategy or config.strategy
+        strategy = routing.strategy
         client_stream = bool(request.stream)
         stream_options = raw.get("stream_options")
         prompt = prompt_of(kind, raw)
@@ -238,7 +235,7 @@ class Planner:
             prompt.constraints.wants_json or bool(prompt.constraints.tools)
         )
         live = client_stream and strategy == "race" and n == 1 and not shaped
-        ranker = self.ranker(opts.ranker or config.ranker)
+        ranker = self.ranker(routing.ranker)
         if self.limits is not None:  # nothing can refuse the request past this point
             for neuron in candidates:
                 self.limits.reserve(neuron)
@@ -247,7 +244,7 @@ class Planner:
             pool=pool,
             strategy=strategy,
             ranker=ranker,
-            timeout_s=opts.timeout_s or config.timeout_s,
+            timeout_s=routing.timeout_s,
             candidates=candidates,
             prompt=prompt,
             body=miner_body(kind, raw, config, stream=live),
@@ -257,9 +254,9 @@ class Planner:
             n=n,
             live=live,
             keepalive_s=self.keepalive_s,
-            sample=sample,
+            sample=routing.sample,
             width_why=why,
-            wait=opts.wait or config.wait,
+            wait=routing.wait,
             wait_risk=config.wait_risk,
             wait_budget=config.wait_budget,
             spares=spares,

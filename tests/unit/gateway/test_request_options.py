@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.config import PoolConfig
+from gateway.config import PoolConfig, RoutingDefaults
+from gateway.protocol import BitgateOptions
 from gateway.serving.plan import miner_body, prompt_of
 from tests.support import profiles
 from tests.unit.gateway.test_api import CHAT, assert_error, gateway
@@ -110,3 +111,15 @@ def test_the_prompt_is_bounded_and_carries_the_constraints() -> None:
     prompt = prompt_of("chat", raw)
     assert len(prompt.last_user) < 20_000 and prompt.last_user.endswith("France?")
     assert prompt.constraints is not None and set(prompt.constraints.tools) == {"get_weather"}
+
+
+def test_a_requests_options_merge_over_its_pools_defaults_in_one_place() -> None:
+    pool = RoutingDefaults(top_k=8, sample=4, strategy="race", timeout_s=9.0, explore=0.3)
+    asked = BitgateOptions(sample=2, strategy="best_of", wait="all", explore=0.0)
+    merged = asked.over(pool, n=1)
+    assert (merged.top_k, merged.sample, merged.strategy, merged.wait) == (8, 2, "best_of", "all")
+    assert (merged.timeout_s, merged.explore, merged.ranker) == (9.0, 0.0, pool.ranker)
+    assert BitgateOptions().over(pool, n=1).sample == 4
+    assert BitgateOptions().over(RoutingDefaults(top_k=5), n=1).sample == 5  # sample: top_k
+    wide = BitgateOptions(uids=[3, 3, 7]).over(pool, n=3)
+    assert (wide.top_k, wide.sample, wide.only) == (3, 3, frozenset({3, 7}))
