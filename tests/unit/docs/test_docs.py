@@ -46,3 +46,22 @@ def test_every_relative_link_exists(page: Path) -> None:
 
 def test_the_readme_points_only_at_files_a_clone_has() -> None:
     assert "shared/" not in README.read_text()
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+MODULE_PATH = re.compile(r"\b((?:gateway|router|ranking|miners|load)/[\w/]*\.py)\b")
+
+
+def test_every_module_the_request_diagram_names_exists() -> None:
+    named = set(MODULE_PATH.findall(ARCHITECTURE.read_text()))
+    assert len(named) > 20
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []
+
+
+def test_every_gateway_module_is_on_the_architecture_page() -> None:
+    text = ARCHITECTURE.read_text()
+    modules = [
+        p for p in (ROOT / "gateway").rglob("*.py") if p.name not in {"__init__.py", "__main__.py"}
+    ]
+    missing = sorted(str(p.relative_to(ROOT)) for p in modules if p.name not in text)
+    assert missing == []
