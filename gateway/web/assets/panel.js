@@ -13,13 +13,14 @@ function order(candidates) {
   });
 }
 
-// A race answers before the others finish: their rewards come from ranking after the answer.
+// A race, or a best_of that stopped waiting, answers before the others finish: their rewards
+// come from ranking after the answer.
 const LATER = "ranked after the answer";
 
 function reward(candidate, strategy) {
   if (typeof candidate.reward === "number") return candidate.reward.toFixed(3);
-  const answered = candidate.status === "ok" || candidate.status === "pending";
-  return answered && strategy === "race" ? LATER : "—";
+  if (candidate.status === "pending") return LATER;
+  return candidate.status === "ok" && strategy === "race" ? LATER : "—";
 }
 
 function notes(candidate) {
