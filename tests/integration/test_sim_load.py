@@ -15,11 +15,11 @@ import orjson
 import pytest
 
 from gateway.cli import main
-from router.epistula import Signer
 from miners.keys import new_keypair
 from miners.signers import SignerPolicy
 from miners.sim.pool import SimPool, start_pool
 from miners.sim.profiles import MinerProfile, load_profiles
+from router.epistula import Signer
 from router.metagraph import load_metagraph
 from tests.support import ROOT
 

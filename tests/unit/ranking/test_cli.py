@@ -9,7 +9,6 @@ import pytest
 
 from gateway.cli import main
 
-
 # ranking/EVALUATION.md's figures on the whole test split (185 prompts), and how far a run
 # may stray from them: two prompts' worth of top-1, a hundredth of pairwise.
 TEST_ITEMS = 185
