@@ -19,7 +19,9 @@ from gateway.plan import miner_body, prompt_of
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-LIMITS = InputLimits(max_depth=8, max_values=200, max_messages=8, max_prompt_chars=2000)
+# Values well above what the bodies below hold, so that the depth limit alone stands
+# between the 300-level example and the miners' serialiser.
+LIMITS = InputLimits(max_depth=8, max_values=2000, max_messages=8, max_prompt_chars=2000)
 POOL = PoolConfig(metagraph=Path("m.json"))
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
