@@ -25,6 +25,7 @@ LEFT_OUT = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", "*_cache", ".hypothesis", "*.egg-info", "report", "*.png"
 )
 RUN_S = 150
+PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-seed=0")
 PYTEST_FAILED = 1  # 2-5: interrupted, internal error, usage error, nothing collected
 
 
@@ -50,9 +51,7 @@ def test_the_cited_test_fails_on_its_break(tree: Path, broken: Break) -> None:
     target.write_text(original.replace(broken.old, broken.new))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-            + ["--hypothesis-seed=0", "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
-            + [broken.test],
+            [*PYTEST, broken.test],
             cwd=tree,
             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
             capture_output=True,
