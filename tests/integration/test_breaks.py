@@ -25,7 +25,7 @@ LEFT_OUT = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", "*_cache", ".hypothesis", "*.egg-info", "report", "*.png"
 )
 RUN_S = 150
-PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-seed=0")
+PYTEST = (sys.executable, "-m", "pytest", "-xq", "-p", "no:cacheprovider", "--hypothesis-seed=0")
 PYTEST_FAILED = 1  # 2-5: interrupted, internal error, usage error, nothing collected
 
 
