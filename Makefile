@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit browser demo screenshots bench soak redis-server promtool chromium clean
+.PHONY: install test lint typecheck unit browser demo screenshots bench soak mutation redis-server promtool chromium clean
 
 install: $(STAMP)
 
@@ -65,6 +65,11 @@ bench: install
 # 30 minutes of mixed traffic at half the measured capacity; fails if anything grew past 10%.
 soak: install
 	nice $(PY) -m load.soak --duration-s 1800 --warmup-s 180 --out load/soak/report
+
+# Mutation testing of the defences (mutmut, per module; not part of `make test`: ~30 min).
+mutation: install
+	$(PY) -m pip install --quiet 'mutmut==3.8.1'
+	mkdir -p build && nice $(PY) -m tests.mutation --json build/mutation.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
