@@ -103,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--json", type=Path, help="also write every figure and survivor here")
     args = parser.parse_args(argv)
-    rows = [mutate(m, MODULES[m], args.children) for m in (args.modules or MODULES)]
-    print(f"{'module':28} {'mutants':>8} {'killed':>7} {'score':>6} {'seconds':>8}")
-    for row in rows:
+    print(f"{'module':28} {'mutants':>8} {'killed':>7} {'score':>6} {'seconds':>8}", flush=True)
+    rows = []
+    for module in args.modules or MODULES:
+        row = mutate(module, MODULES[module], args.children)
+        rows.append(row)
         score = f"{row['score']:.0%}" if row["score"] is not None else "-"
         print(
             f"{row['module']:28} {row['mutants']:>8} {row['killed']:>7} {score:>6}"
-            f" {row['seconds']:>8}"
+            f" {row['seconds']:>8}",
+            flush=True,
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
