@@ -32,7 +32,11 @@ CLIENT_TESTS = (
 # The defences and the tests that guard them.
 MODULES: dict[str, tuple[str, ...]] = {
     "gateway/bounds.py": GATEWAY_TESTS,
-    "gateway/admission.py": (*GATEWAY_TESTS, "tests/unit/gateway/test_limits.py"),
+    "gateway/admission.py": (
+        *GATEWAY_TESTS,
+        "tests/unit/gateway/test_admission.py",
+        "tests/unit/gateway/test_api.py",
+    ),
     "gateway/limits.py": ("tests/unit/gateway/test_limits.py",),
     "router/miner_client.py": CLIENT_TESTS,
     "router/sse.py": CLIENT_TESTS,
