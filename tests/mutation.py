@@ -28,6 +28,7 @@ GATEWAY_TESTS = (
 CLIENT_TESTS = (
     "tests/unit/router/test_miner_client.py",
     "tests/unit/router/test_sse_properties.py",
+    "tests/unit/router/test_reply_shapes.py",
 )
 # The defences and the tests that guard them.
 MODULES: dict[str, tuple[str, ...]] = {
