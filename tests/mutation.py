@@ -51,7 +51,10 @@ TARGET = 0.8
 
 def config(module: str, tests: tuple[str, ...]) -> str:
     """mutmut's setup.cfg section for one module."""
-    lines = ["[mutmut]", f"source_paths={module}", "pytest_add_cli_args_test_selection="]
+    # Workers forked from a server that only collected the tests, not from the process that
+    # ran them: a verdict a test left cached (the axon policy's) would hide every mutant.
+    lines = ["[mutmut]", f"source_paths={module}", "process_isolation=forkserver"]
+    lines += ["pytest_add_cli_args_test_selection="]
     lines += [f"    {test}" for test in tests]
     lines += ["also_copy="] + [f"    {top}" for top in ("gateway", "router", "ranking", "miners")]
     lines += ["    load", "    tests"]
