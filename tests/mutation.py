@@ -29,6 +29,7 @@ CLIENT_TESTS = (
     "tests/unit/router/test_miner_client.py",
     "tests/unit/router/test_sse_properties.py",
     "tests/unit/router/test_reply_shapes.py",
+    "tests/unit/router/test_sse_lines.py",
 )
 # The defences and the tests that guard them.
 MODULES: dict[str, tuple[str, ...]] = {
