@@ -51,3 +51,14 @@ async def test_a_stream_at_the_cap_is_read_and_one_byte_more_is_refused() -> Non
     assert await lines_of([body[:50], body[50:]], cap=100) == [body]
     with pytest.raises(StreamTooLarge):
         await lines_of([body[:50], body[50:] + b"\n"], cap=100)
+
+
+async def test_only_a_carriage_return_is_taken_off_a_line_end() -> None:
+    pieces = [b"data: X \r\n", b"data: XX\r\n\rlast X \r"]
+    assert await lines_of(pieces) == [b"data: X ", b"data: XX", b"\rlast X "]
+
+
+async def test_the_cap_says_what_it_refused() -> None:
+    with pytest.raises(StreamTooLarge) as caught:
+        await lines_of([b"x" * 101], cap=100)
+    assert str(caught.value) == "stream is over the size cap"
