@@ -39,7 +39,11 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/gateway/test_admission.py",
         "tests/unit/gateway/test_api.py",
     ),
-    "gateway/limits.py": ("tests/unit/gateway/test_limits.py", "tests/unit/gateway/test_access.py"),
+    "gateway/limits.py": (
+        "tests/unit/gateway/test_limits.py",
+        "tests/unit/gateway/test_local_limits.py",
+        "tests/unit/gateway/test_access.py",
+    ),
     "router/miner_client.py": CLIENT_TESTS,
     "router/sse.py": CLIENT_TESTS,
     "router/axon_policy.py": ("tests/unit/router/test_axon_policy.py",),
