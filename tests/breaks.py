@@ -126,8 +126,7 @@ BREAKS: tuple[Break, ...] = (
         "gateway/ingress.py",
         "    except orjson.JSONDecodeError:\n"
         '        raise BadRequest("The request body is not valid JSON.")',
-        "    except KeyError:\n"
-        '        raise BadRequest("The request body is not valid JSON.")',
+        '    except KeyError:\n        raise BadRequest("The request body is not valid JSON.")',
         f"{PROPERTIES}::test_any_bytes_are_a_request_or_a_400",
     ),
     Break(
