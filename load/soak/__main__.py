@@ -40,7 +40,7 @@ GATEWAY_ENV = {"BITGATE_EMBEDDING_MODEL": "false", "BITGATE_AXON_ALLOW": "127.0.
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the soak, write `report.json` and `soak.png` under --out; 1 if anything grew."""
+    """Run the soak, write `report.json` and `soak.png` under --out; 1 if it failed, and why."""
     parser = argparse.ArgumentParser(prog="python -m load.soak", description=__doc__)
     parser.add_argument("--duration-s", type=float, default=1800.0)
     parser.add_argument("--warmup-s", type=float, default=180.0)
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, figure in report["idle"]["growth"].items():
         print(f"  idle {name}: {figure['start']} -> {figure['end']} (allowed {figure['allowed']})")
     print(f"  unexpected answers: {report['totals'].get('unexpected', 0)}")
+    for reason in report["reasons"]:
+        print(f"  failed: {reason}")
     return 0 if report["passed"] else 1
 
 

@@ -13,12 +13,16 @@ from typing import Any
 import aiohttp
 
 from load.arrivals import offsets
+from load.soak.judge import reasons, start_ticks
 from load.soak.traffic import MIX, Outcome, Traffic, expected, pick
 from load.soak.watch import idle_check, process_sample, verdict
 
 CLIENT_MAX_INFLIGHT = 512
 DRAIN_S = 30.0
+# Past uvicorn's keep-alive (5 s) every client connection is closed.
 IDLE_SETTLE_S = 6.0
+# The miner pool closes a connection idle for 30 s on a sweep every 30 s: at most 60 s.
+MINER_IDLE_S = 65.0
 PROBE_CONCURRENCY = 48
 
 
@@ -73,6 +77,15 @@ class Soak:
     totals: dict[str, int] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    idle_wait_s: float = MINER_IDLE_S
+    ticks: int | None = None
+
+    def __post_init__(self) -> None:
+        self.ticks = start_ticks(self.pid)
+
+    def alive(self) -> bool:
+        """The gateway process the soak started with is still the one running."""
+        return self.ticks is not None and start_ticks(self.pid) == self.ticks
 
     async def gateway_load(self) -> dict[str, int]:
         """The gateway's own counts from /readyz: in flight, settling, asyncio tasks."""
@@ -86,10 +99,15 @@ class Soak:
     async def sample(self) -> dict[str, Any]:
         """One sample of the gateway process and of the traffic since the last one."""
         load = await self.gateway_load()
+        figures = process_sample(self.pid, self.port)
+        missing = [] if load else ["readyz"]
+        missing += [] if figures["alive"] else ["process"]
         row: dict[str, Any] = {
             "t_s": round(time.monotonic() - self.started, 1),
             "phase": self.phase,
-            **process_sample(self.pid, self.port),
+            **figures,
+            "alive": self.alive(),
+            "missing": missing,
             "tasks": load.get("asyncio_tasks", 0),
             "inflight": load.get("inflight", 0),
             "settling": load.get("settling", 0),
@@ -105,9 +123,12 @@ class Soak:
         return row
 
     async def sampler(self) -> None:
-        """A sample every interval until cancelled."""
+        """A sample on every tick of the interval until cancelled; a tick missed is lost."""
+        begin = time.monotonic()
+        tick = 0
         while True:
-            await asyncio.sleep(self.interval_s)
+            tick = max(tick + 1, int((time.monotonic() - begin) / self.interval_s) + 1)
+            await asyncio.sleep(max(begin + tick * self.interval_s - time.monotonic(), 0.0))
             self.samples.append(await self.sample())
 
     async def one(self, kind: str) -> None:
@@ -149,13 +170,19 @@ class Soak:
         if self.inflight:
             await asyncio.wait(set(self.inflight), timeout=self.traffic.timeout_s + 5)
         deadline = time.monotonic() + DRAIN_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.alive():
             load = await self.gateway_load()
             if load.get("inflight") == 0 and load.get("settling") == 0:
                 break
             await asyncio.sleep(0.5)
-        # Past uvicorn's keep-alive (5 s) every client connection is closed.
         await asyncio.sleep(IDLE_SETTLE_S)
+        # Then until the pooled miner connections have closed too, so a leaked one shows.
+        deadline = time.monotonic() + self.idle_wait_s - IDLE_SETTLE_S
+        while time.monotonic() < deadline and self.alive():
+            figures = process_sample(self.pid, self.port)
+            if figures["miner_conns"] == 0 and figures["close_wait"] == 0:
+                break
+            await asyncio.sleep(1.0)
         load = await self.gateway_load()
         return {**process_sample(self.pid, self.port), "tasks": load.get("asyncio_tasks", 0)}
 
@@ -171,6 +198,7 @@ async def soak(
     probe_s: float,
     rate: float | None,
     seed: int = 0,
+    idle_wait_s: float = MINER_IDLE_S,
 ) -> dict[str, Any]:
     """Run the soak and return its report (without the plot)."""
     rng = random.Random(seed)
@@ -178,7 +206,7 @@ async def soak(
     async with aiohttp.ClientSession(connector=connector) as session:
         traffic = Traffic(session, url, model, rng=random.Random(seed + 1))
         port = int(url.rsplit(":", 1)[1])
-        run = Soak(traffic, pid, port, interval_s)
+        run = Soak(traffic, pid, port, interval_s, idle_wait_s=idle_wait_s)
         sampler = asyncio.get_running_loop().create_task(run.sampler())
         try:
             capacity = rate * 2 if rate else 0.0
@@ -193,7 +221,8 @@ async def soak(
             idle_before = await run.drain()
             run.phase = "measured"
             measured_from = time.monotonic() - run.started
-            await run.open_loop(target, max(duration_s - warmup_s, interval_s * 2), rng)
+            measured_s = max(duration_s - warmup_s, interval_s * 2)
+            await run.open_loop(target, measured_s, rng)
             idle_after = await run.drain()
         finally:
             sampler.cancel()
@@ -204,9 +233,16 @@ async def soak(
     growth = verdict(measured, 0.0)
     idle = idle_check(idle_before, idle_after)
     served = [s["p50_ms"] for s in measured if s["p50_ms"] is not None]
-    unexpected = run.totals.get("unexpected", 0)
+    why = reasons(
+        run.samples,
+        run.totals,
+        expected_samples=int(measured_s / interval_s),
+        under_load=growth,
+        idle=idle,
+    )
     return {
-        "passed": bool(growth["passed"]) and bool(idle["passed"]) and unexpected == 0,
+        "passed": not why,
+        "reasons": why,
         "duration_s": duration_s,
         "warmup_s": round(measured_from, 1),
         "interval_s": interval_s,

@@ -32,7 +32,8 @@ def metric(gateway: GatewayProcess, line_start: str) -> float:
 
 
 def test_a_client_that_leaves_cancels_its_request_cleanly(sim_pool: Callable[..., Any]) -> None:
-    _, path = sim_pool(profiles({"quality": "good", "latency": 3000}))
+    # The miner would answer after 3 s; the client leaves once the miner is asked.
+    pool, path = sim_pool(profiles({"quality": "good", "latency": 3000}))
     gateway = GatewayProcess("--metagraph", str(path))
     try:
         body = json.dumps(CHAT).encode()
@@ -42,9 +43,12 @@ def test_a_client_that_leaves_cancels_its_request_cleanly(sim_pool: Callable[...
                 + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )
-            time.sleep(0.3)
+            assert eventually(pool.in_flight, [1], timeout=5.0)
+        # The miner saw its caller hang up: a call run to its end is never counted so.
+        assert eventually(pool.cancelled_counts, [1], timeout=2.0)
+        assert pool.in_flight() == [0]
         closed = 'bitgate_requests_total{pool="sim",status="499"'
-        assert eventually(lambda: metric(gateway, closed), 1.0)
+        assert eventually(lambda: metric(gateway, closed), 1.0, timeout=2.0)
         assert httpx.post(
             gateway.base_url + "/v1/chat/completions", json=CHAT, timeout=10
         ).is_success

@@ -27,7 +27,11 @@ pytestmark = pytest.mark.integration
 
 CHAT = "/v1/chat/completions"
 BODY = orjson.dumps({"messages": [{"role": "user", "content": "Why is the sky blue?"}]})
-MAX_RSS_KIB = 256 * 1024
+# 256 verifying sim miners in one process measured 58 MiB idle and after requests (2-core
+# dev machine, Python 3.11); a quarter more fails the test, and so does growth from requests.
+MEASURED_RSS_KIB = 58 * 1024
+MAX_RSS_KIB = MEASURED_RSS_KIB * 5 // 4
+MAX_GROWTH_KIB = 4 * 1024
 
 
 @pytest.fixture
@@ -184,7 +188,7 @@ def test_256_verifying_miners_start_and_stay_small(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         assert "256 miners" in proc.stdout.readline().decode()
-        memory = rss_kib(proc.pid)
+        idle = rss_kib(proc.pid)
         neurons = load_metagraph(out).neurons
         signer = Signer(validator)
         replies = []
@@ -192,6 +196,7 @@ def test_256_verifying_miners_start_and_stay_small(tmp_path: Path) -> None:
             url = neuron.base_url + CHAT
             replies.append(httpx.post(url, content=BODY, headers=signer(BODY, neuron.hotkey)))
             replies.append(httpx.post(url, content=BODY))
+        served = rss_kib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -199,7 +204,8 @@ def test_256_verifying_miners_start_and_stay_small(tmp_path: Path) -> None:
             proc.stdout.close()
     assert len(neurons) == 256
     assert [r.status_code for r in replies] == [200, 401] * 3
-    assert memory < MAX_RSS_KIB
+    assert idle < MAX_RSS_KIB
+    assert served < MAX_RSS_KIB and served - idle < MAX_GROWTH_KIB
 
 
 def test_cli_verify_needs_an_allowed_signer(capsys: pytest.CaptureFixture[str]) -> None:

@@ -271,7 +271,9 @@ def test_beside_a_healthy_miner(
     if winner == HEALTHY_UID:
         assert text == m.HEALTHY_TEXT
     candidates = {c["uid"]: c for c in block["candidates"]}
-    assert candidates[FAULTY_UID]["status"] in (*expected, "pending")
+    # best_of hears every miner out; only a race may return while the faulty one is pending.
+    pending = ("pending",) if strategy == "race" else ()
+    assert candidates[FAULTY_UID]["status"] in (*expected, *pending)
     assert "Error" not in str(candidates[FAULTY_UID].get("error"))  # no exception names
 
     assert eventually(lambda: settled(matrix, pool, expected, False), True, timeout=10.0)

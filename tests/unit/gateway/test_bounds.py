@@ -97,7 +97,23 @@ def pool_path(sim_pool: Callable[..., Any]) -> Path:
     return Path(path)
 
 
-def test_json_nested_hundreds_of_levels_is_a_400_not_a_500(pool_path: Path) -> None:
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every document orjson parses while the test runs."""
+    sizes: list[int] = []
+    loads = orjson.loads
+
+    def spy(document: Any) -> Any:
+        sizes.append(len(document))
+        return loads(document)
+
+    monkeypatch.setattr(orjson, "loads", spy)
+    return sizes
+
+
+def test_json_nested_hundreds_of_levels_is_a_400_not_a_500(
+    pool_path: Path, parsed: list[int]
+) -> None:
     body = with_extra(400)
     with gateway(pool_path) as client:
         resp = client.post(
@@ -108,18 +124,23 @@ def test_json_nested_hundreds_of_levels_is_a_400_not_a_500(pool_path: Path) -> N
     error = resp.json()["error"]
     assert error["code"] == "json_too_deep" and "128 levels" in error["message"]
     assert after.status_code == 200
+    assert len(body) not in parsed  # refused from its bytes, before anything parsed it
 
 
 def test_a_body_of_a_million_tiny_elements_is_refused_before_it_is_parsed(
-    pool_path: Path,
+    pool_path: Path, parsed: list[int]
 ) -> None:
     body = orjson.dumps(CHAT)[:-1] + b',"metadata":[' + b",".join([b"{}"] * 500_000) + b"]}"
     with gateway(pool_path) as client:
         resp = client.post(
             "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
         )
+        refused_unparsed = len(body) not in parsed
+        after = client.post("/v1/chat/completions", json=CHAT)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "json_too_large"
+    assert refused_unparsed  # refused from its bytes: orjson never saw it
+    assert after.status_code == 200 and parsed  # ...though it parses the bodies it accepts
 
 
 def test_too_many_messages_and_too_much_text_are_400(pool_path: Path) -> None:

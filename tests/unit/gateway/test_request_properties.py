@@ -19,7 +19,9 @@ from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.serving.plan import miner_body, prompt_of
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-LIMITS = InputLimits(max_depth=8, max_values=200, max_messages=8, max_prompt_chars=2000)
+# Values well above what the bodies below hold, so that the depth limit alone stands
+# between the 300-level example and the miners' serialiser.
+LIMITS = InputLimits(max_depth=8, max_values=2000, max_messages=8, max_prompt_chars=2000)
 POOL = PoolConfig(metagraph=Path("m.json"))
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
@@ -48,6 +50,7 @@ chat_bodies = st.fixed_dictionaries(
         "bitgate": json_values,
         "metadata": json_values,
         "stream_options": json_values,
+        "guided_json": json_values,
     },
 )
 completion_bodies = st.fixed_dictionaries(
@@ -108,16 +111,17 @@ def nested(levels: int) -> Any:
     return value
 
 
-# What once reached the miners' serialiser and failed there: a 500.
-DEEP_EXTRA = {
+# What once reached the miners' serialiser and failed there (a 500): 300 levels, past the 254
+# orjson can write, in a field the miners are sent, so only the shape check stands in its way.
+DEEP_FORWARDED = {
     "model": "m",
     "messages": [{"role": "user", "content": "hi"}],
-    "metadata": nested(300),
+    "guided_json": nested(300),
 }
 
 
 @FAST
-@example(("chat", DEEP_EXTRA))
+@example(("chat", DEEP_FORWARDED))
 @given(
     st.one_of(
         chat_bodies.map(lambda b: ("chat", b)), completion_bodies.map(lambda b: ("completion", b))
@@ -135,6 +139,7 @@ def test_whatever_validates_can_be_ranked_and_forwarded(
     except BadRequest as exc:
         assert exc.status == 400
         return
+    assert reference_depth(body) <= LIMITS.max_depth  # a deeper body never gets this far
     prompt = prompt_of("chat" if kind == "chat" else "completion", raw)
     assert isinstance(prompt.text, str)
     for stream in (False, True):
@@ -143,3 +148,19 @@ def test_whatever_validates_can_be_ranked_and_forwarded(
         )
         assert "bitgate" not in forwarded and "metadata" not in forwarded
         assert forwarded["stream"] is stream
+
+
+def test_at_the_default_depth_limit_a_body_is_forwarded_and_one_level_deeper_refused() -> None:
+    limits = InputLimits()
+    for levels, refused in ((limits.max_depth, False), (limits.max_depth + 1, True)):
+        body = {**DEEP_FORWARDED, "guided_json": nested(levels - 1)}  # the object is a level
+        document = json.dumps(body).encode()
+        try:
+            check_shape(json_shape(document), limits)
+        except BadRequest as exc:
+            assert refused and exc.code == "json_too_deep"
+            continue
+        assert not refused
+        raw, _ = parse_request(document, ChatCompletionRequest, limits)
+        forwarded = orjson.loads(miner_body("chat", raw, POOL, False))
+        assert forwarded["guided_json"] == nested(levels - 1)

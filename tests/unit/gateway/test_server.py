@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from gateway.config import Settings
-from gateway.runtime.server import BoundedHttpTools, uvicorn_options
+from gateway.runtime.server import uvicorn_options
 from tests.support import eventually, free_port
 
 
@@ -53,16 +53,13 @@ async def _echo_size(scope: Any, receive: Any, send: Any) -> None:
 
 @pytest.fixture
 def capped_server() -> Iterator[int]:
-    """uvicorn with the gateway's httptools protocol and an 8 KiB head cap, on loopback."""
+    """uvicorn with the options the gateway serves with and an 8 KiB head cap, on loopback."""
     port = free_port()
+    settings = Settings(
+        metagraph=Path("m.json"), host="127.0.0.1", port=port, max_header_bytes=8192
+    )
     config = uvicorn.Config(
-        _echo_size,
-        host="127.0.0.1",
-        port=port,
-        http=BoundedHttpTools,
-        h11_max_incomplete_event_size=8192,
-        log_level="error",
-        lifespan="off",
+        _echo_size, **uvicorn_options(settings), log_level="error", lifespan="off"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

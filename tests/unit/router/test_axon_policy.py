@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from router.axon_policy import AxonPolicy, AxonRefused, parse_networks
+from router.axon_policy import KNOWN_HOSTS, AxonPolicy, AxonRefused, parse_networks
 from router.metagraph import Axon, Neuron
 
-PUBLIC_ONLY = AxonPolicy()
-LOOPBACK_ALLOWED = AxonPolicy.from_cidrs(["127.0.0.0/8"])
-EVERYTHING_ALLOWED = AxonPolicy.from_cidrs(["0.0.0.0/0", "::/0"])
+
+# Built in each test, not at import: a policy remembers its verdicts, and one built at import
+# would be built before mutation testing swaps the code in (tests/mutation.py).
+def public_only() -> AxonPolicy:
+    return AxonPolicy()
+
+
+def loopback_allowed() -> AxonPolicy:
+    return AxonPolicy.from_cidrs(["127.0.0.0/8"])
+
+
+def everything_allowed() -> AxonPolicy:
+    return AxonPolicy.from_cidrs(["0.0.0.0/0", "::/0"])
 
 
 @pytest.mark.parametrize(
@@ -30,11 +41,12 @@ EVERYTHING_ALLOWED = AxonPolicy.from_cidrs(["0.0.0.0/0", "::/0"])
         ("0.0.0.0", "unspecified"),
         ("::", "unspecified"),
         ("240.0.0.1", "reserved"),
+        ("[fe80::1%eth0]", "link_local"),
     ],
 )
 def test_never_dialled_whatever_is_allowed(address: str, reason: str) -> None:
-    assert PUBLIC_ONLY.refusal(address) == reason
-    assert EVERYTHING_ALLOWED.refusal(address) == reason
+    assert public_only().refusal(address) == reason
+    assert everything_allowed().refusal(address) == reason
 
 
 @pytest.mark.parametrize(
@@ -55,27 +67,28 @@ def test_never_dialled_whatever_is_allowed(address: str, reason: str) -> None:
         ("::ffff:10.0.0.1", "private"),
         ("64:ff9b::a00:1", "private"),  # NAT64 form of 10.0.0.1
         ("192.0.2.1", "private"),  # documentation range: not global
+        ("fec0::1", "reserved"),  # IPv6 site-local, deprecated
     ],
 )
 def test_private_only_when_allowed(address: str, reason: str) -> None:
-    assert PUBLIC_ONLY.refusal(address) == reason
-    assert EVERYTHING_ALLOWED.refusal(address) is None
+    assert public_only().refusal(address) == reason
+    assert everything_allowed().refusal(address) is None
 
 
 def test_an_allowed_network_admits_only_itself() -> None:
-    assert LOOPBACK_ALLOWED.refusal("127.0.0.1") is None
-    assert LOOPBACK_ALLOWED.refusal("::ffff:127.0.0.2") is None
-    assert LOOPBACK_ALLOWED.refusal("10.0.0.1") == "private"
-    assert LOOPBACK_ALLOWED.refusal("::1") == "loopback"
+    assert loopback_allowed().refusal("127.0.0.1") is None
+    assert loopback_allowed().refusal("::ffff:127.0.0.2") is None
+    assert loopback_allowed().refusal("10.0.0.1") == "private"
+    assert loopback_allowed().refusal("::1") == "loopback"
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "172.32.0.1"])
 def test_public_addresses_are_dialled(address: str) -> None:
-    assert PUBLIC_ONLY.refusal(address) is None
+    assert public_only().refusal(address) is None
 
 
 def test_a_name_is_left_to_the_socket_factory() -> None:
-    assert PUBLIC_ONLY.refusal("miner.example") is None
+    assert public_only().refusal("miner.example") is None
 
 
 def test_bad_cidrs_are_named() -> None:
@@ -85,12 +98,12 @@ def test_bad_cidrs_are_named() -> None:
 
 def test_the_socket_factory_refuses_before_a_socket_exists() -> None:
     heard: list[tuple[str, str | None]] = []
-    factory = LOOPBACK_ALLOWED.socket_factory(lambda host, reason: heard.append((host, reason)))
+    factory = loopback_allowed().socket_factory(lambda host, reason: heard.append((host, reason)))
     with pytest.raises(AxonRefused) as refused:
         factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80)))
     assert refused.value.reason == "link_local"
     with factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80))) as sock:
-        assert sock.family == socket.AF_INET
+        assert (sock.family, sock.type, sock.proto) == (socket.AF_INET, socket.SOCK_STREAM, 6)
     assert heard == [("169.254.169.254", "link_local"), ("127.0.0.1", None)]
 
 
@@ -98,7 +111,7 @@ def test_the_socket_factory_refuses_before_a_socket_exists() -> None:
     "host", ["1.2.3.4@10.0.0.1", "evil.example/#", "miner.example:80", "a" * 300, "-x.example"]
 )
 def test_an_axon_that_is_neither_address_nor_name_is_invalid(host: str) -> None:
-    assert EVERYTHING_ALLOWED.refusal(host) == "invalid"
+    assert everything_allowed().refusal(host) == "invalid"
 
 
 def test_an_axons_protocol_cannot_redirect_its_url() -> None:
@@ -132,4 +145,33 @@ def test_hostile_axon_names_are_refused_in_linear_time() -> None:
     "host", ["localhost", "miner-1.example.com", "miner.example.", "xn--80ak6aa92e.com", "a" * 63]
 )
 def test_dns_names_are_names(host: str) -> None:
-    assert EVERYTHING_ALLOWED.refusal(host) is None
+    assert everything_allowed().refusal(host) is None
+
+
+def test_a_cidr_with_host_bits_allows_its_whole_network() -> None:
+    policy = AxonPolicy.from_cidrs([" 10.1.2.3/8 "])
+    assert policy.refusal("10.200.0.1") is None
+    assert policy.refusal("192.168.0.1") == "private"
+    assert parse_networks(["10.1.2.3/8", "::1/128"]) == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+
+
+def test_verdicts_are_remembered_within_a_bound() -> None:
+    policy = AxonPolicy.from_cidrs(["10.0.0.0/8"])
+    hosts = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(KNOWN_HOSTS + 1)]
+    assert [policy.refusal(host) for host in hosts[:3]] == [None, None, None]
+    assert policy.refusal("169.254.169.254") == policy.refusal("169.254.169.254") == "link_local"
+    for host in hosts:
+        policy.refusal(host)
+    assert policy.refusal("169.254.169.254") == "link_local"
+    assert policy.refusal("8.8.8.8") is None
+
+
+def test_a_refusal_names_the_address_and_why() -> None:
+    refused = AxonRefused("169.254.169.254", "link_local")
+    assert (refused.reason, str(refused)) == (
+        "link_local",
+        "axon address 169.254.169.254 refused: link_local",
+    )
