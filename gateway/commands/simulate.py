@@ -25,6 +25,7 @@ from gateway.app import start_state, stop_state
 from gateway.config import RoutingDefaults, Settings
 from gateway.errors import GatewayError
 from gateway.protocol import ChatCompletionRequest
+from gateway.serving.fanout_queue import serve_queued
 from gateway.settings import RankingSettings
 from gateway.state import GatewayState
 from miners.sim.pool import SimPool, start_pool
@@ -93,8 +94,11 @@ async def _traffic(state: GatewayState, count: int, rng: random.Random) -> None:
         async with gate:
             with contextlib.suppress(GatewayError):
                 request = ChatCompletionRequest.model_validate(raw)
-                plan = state.planner.plan("chat", raw, request)
-                await state.strategies.by_name["best_of"].serve(plan)
+                serve = state.strategies.by_name["best_of"].serve
+                # Through the queue, as a real request: it waits for room, not refused.
+                await serve_queued(
+                    state.planner, state.queue, state.metrics, serve, "chat", raw, request
+                )
 
     await asyncio.gather(*(one(rng.choice(QUESTIONS).prompt) for _ in range(count)))
 
@@ -124,9 +128,16 @@ async def _run(
         yuma=YumaParams(yuma_version=3 if config.yuma_version == 3 else 2),
     )
     # The heuristic ranker: instant and the same every run, where the embedding model would
-    # load in the background mid-simulation and change the ranking while it runs.
+    # load in the background mid-simulation and change the ranking while it runs. Validators
+    # score every miner they sample: no early stop, no narrowing.
+    sample = config.sample or len(uids)
     routing = RoutingDefaults(
-        top_k=len(uids), sample=config.sample, timeout_s=5.0, ranker="heuristic"
+        top_k=len(uids),
+        sample=config.sample,
+        min_sample=sample,
+        wait="all",
+        timeout_s=5.0,
+        ranker="heuristic",
     )
     history = History(
         miners=[f"{uid}:{name}" for uid, name in zip(uids, names, strict=True)],

@@ -78,7 +78,8 @@ def test_signed_gateway_is_served_by_verifying_miners(
 ) -> None:
     pool, _ = verifying_pool
     with api(gateway) as client:
-        reply = client.chat.completions.create(model=POOL, messages=QUESTION)
+        every = {"bitgate": {"wait": "all"}}  # every miner heard: each one verified the signature
+        reply = client.chat.completions.create(model=POOL, messages=QUESTION, extra_body=every)
         chunks = list(client.chat.completions.create(model=POOL, messages=QUESTION, stream=True))
         raced = list(
             client.chat.completions.create(

@@ -50,7 +50,8 @@ def test_the_default_blend_returns_the_good_miners_reply(
     with gateway(metagraph=metagraph) as client:
         wait_until_ready(client, model)
         for question in QUESTIONS[:12]:
-            body = ask(client, question.prompt, ranker=ranker)
+            # Every miner heard, so every candidate carries its reasons.
+            body = ask(client, question.prompt, ranker=ranker, wait="all")
             block = body["bitgate"]
             assert block["ranker"] == ranker
             assert block["miner"]["uid"] == 0, (question.prompt, block)
@@ -78,7 +79,7 @@ def test_rankers_are_chosen_per_pool_and_per_request_and_fallbacks_are_counted(
     )
     question = QUESTIONS[0]
     with gateway(pools=pools, embedding_model=False) as client:
-        body = ask(client, question.prompt)
+        body = ask(client, question.prompt, wait="all")  # ranked once: one fallback counted
         assert body["bitgate"]["ranker"] == "heuristic (rm unavailable: unreachable)"
         assert body["choices"][0]["message"]["content"] == question.good
         assert ask(client, question.prompt, ranker="heuristic")["bitgate"]["ranker"] == "heuristic"
