@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from gateway.door.auth import Identity
-from gateway.door.limits import Admission, LocalLimits, duration, limit_keys
+from gateway.door.limits import KeyLease, LocalLimits, duration, limit_keys
 
 
-def admit(limits: LocalLimits, who: Identity, tokens: int = 0) -> Admission:
-    decision = Admission(who, reserved=tokens)
+def admit(limits: LocalLimits, who: Identity, tokens: int = 0) -> KeyLease:
+    decision = KeyLease(who, reserved=tokens)
     limits.admit(decision)
     return decision
 
@@ -72,7 +72,7 @@ def test_a_share_never_rounds_a_limit_to_nothing() -> None:
 
 def test_headers_are_openais_with_retry_after_on_a_refusal() -> None:
     who = Identity("gus", rpm=60, tpm=1000)
-    decision = Admission(who, refused="tokens", retry_after_s=1.2)
+    decision = KeyLease(who, refused="tokens", retry_after_s=1.2)
     decision.remaining = {
         "requests_left": "59",
         "requests_reset": "1.0",
@@ -89,15 +89,13 @@ def test_headers_are_openais_with_retry_after_on_a_refusal() -> None:
         "retry-after": "2",
         "retry-after-ms": "1200",
     }
-    admitted = Admission(
-        Identity("hal", tpm=5), remaining={"tokens_left": "5", "tokens_reset": "0"}
-    )
+    admitted = KeyLease(Identity("hal", tpm=5), remaining={"tokens_left": "5", "tokens_reset": "0"})
     assert admitted.headers() == {
         "x-ratelimit-limit-tokens": "5",
         "x-ratelimit-remaining-tokens": "5",
         "x-ratelimit-reset-tokens": "0ms",
     }
-    brief = Admission(Identity("ivy"), refused="concurrency", retry_after_s=0.0001)
+    brief = KeyLease(Identity("ivy"), refused="concurrency", retry_after_s=0.0001)
     assert brief.headers() == {"retry-after": "1", "retry-after-ms": "1"}
 
 

@@ -5,19 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 
 from router.axon_policy import AxonRefused
-from router.miner_client import (
-    InvalidReply,
-    MinerHTTPError,
-    chunk_delta,
-    describe_failure,
-    extract_choice,
-)
+from router.miner_client import InvalidReply, MinerHTTPError, describe_failure
+from router.wire import FunctionCall, Kind, StreamAnswer, answer_of
 
 CALLS = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+CALLED = (FunctionCall("f", "{}"),)
+
+
+def extract_choice(body: Any, kind: Kind) -> tuple[str, tuple[FunctionCall, ...], str | None]:
+    """What the miner client reads of a whole reply: content, calls, finish reason."""
+    answer = answer_of(body, kind)
+    return answer.content, answer.tool_calls, answer.finish_reason
+
+
+def chunk_delta(chunk: Any, kind: Kind) -> tuple[str, str | None]:
+    """What one chunk adds to a stream, and the finish reason it leaves."""
+    heard = StreamAnswer(kind)
+    return heard.add(chunk), heard.answer.finish_reason
 
 
 def chat(message: Any, **choice: Any) -> dict[str, Any]:
@@ -27,26 +34,26 @@ def chat(message: Any, **choice: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("body", "kind", "read"),
     [
-        (chat({"content": "hi"}, finish_reason="stop"), "chat", ("hi", "stop")),
-        (chat({"content": "hi"}, finish_reason=7), "chat", ("hi", None)),
-        (chat({"content": "", "tool_calls": CALLS}), "chat", (orjson.dumps(CALLS).decode(), None)),
-        (
-            chat({"content": None, "tool_calls": CALLS}),
-            "chat",
-            (orjson.dumps(CALLS).decode(), None),
-        ),
-        (chat({"content": "says", "tool_calls": CALLS}), "chat", ("says", None)),
-        (chat({"content": ""}), "chat", ("", None)),
+        (chat({"content": "hi"}, finish_reason="stop"), "chat", ("hi", (), "stop")),
+        (chat({"content": "hi"}, finish_reason=7), "chat", ("hi", (), None)),
+        (chat({"content": "", "tool_calls": CALLS}), "chat", ("", CALLED, None)),
+        (chat({"content": None, "tool_calls": CALLS}), "chat", ("", CALLED, None)),
+        (chat({"content": "says", "tool_calls": CALLS}), "chat", ("says", CALLED, None)),
+        (chat({"content": ""}), "chat", ("", (), None)),
         (
             {"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}]},
             "chat",
-            ("a", None),
+            ("a", (), None),
         ),
-        ({"choices": [{"text": "t", "finish_reason": "length"}]}, "completion", ("t", "length")),
+        (
+            {"choices": [{"text": "t", "finish_reason": "length"}]},
+            "completion",
+            ("t", (), "length"),
+        ),
     ],
 )
 def test_a_reply_gives_its_first_choices_text_and_finish_reason(
-    body: Any, kind: Any, read: tuple[str, str | None]
+    body: Any, kind: Any, read: tuple[str, tuple[FunctionCall, ...], str | None]
 ) -> None:
     assert extract_choice(body, kind) == read
 
@@ -88,12 +95,8 @@ def test_a_reply_without_usable_text_is_invalid_and_says_why(
         ),
         ({"choices": [{"delta": {}, "finish_reason": 1}]}, "chat", ("", None)),
         ({"choices": [{"delta": "a"}]}, "chat", ("", None)),
-        (
-            {"choices": [{"delta": {"tool_calls": CALLS}}]},
-            "chat",
-            (orjson.dumps(CALLS).decode(), None),
-        ),
-        ({"choices": [{"delta": {"content": "x", "tool_calls": CALLS}}]}, "chat", ("x", None)),
+        ({"choices": [{"delta": {"tool_calls": CALLS}}]}, "chat", ("{}", None)),
+        ({"choices": [{"delta": {"content": "x", "tool_calls": CALLS}}]}, "chat", ("x{}", None)),
         ({"choices": [{"delta": {"content": 3}}]}, "chat", ("", None)),
         ({"choices": [{"text": "t"}, {"text": "u"}]}, "completion", ("t", None)),
         ({"choices": [{"delta": {"content": "a"}}]}, "completion", ("", None)),
