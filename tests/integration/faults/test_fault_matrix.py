@@ -196,7 +196,11 @@ def api(matrix: Matrix) -> Iterator[httpx.Client]:
 def ask(api: httpx.Client, pool: str, strategy: str, stream: bool) -> tuple[int, list[Any]]:
     """One chat request: the status, and the JSON body or the stream's events in order."""
     body = {"model": pool, "messages": QUESTION, "stream": stream}
-    body["bitgate"] = {"strategy": strategy}
+    # best_of hears every miner, so the faulty one is judged before the answer: only a race
+    # may leave it `pending`.
+    body["bitgate"] = (
+        {"strategy": strategy, "wait": "all"} if strategy == "best_of" else {"strategy": strategy}
+    )
     with api.stream("POST", "/v1/chat/completions", json=body) as resp:
         raw = resp.read()
         if not resp.headers.get("content-type", "").startswith("text/event-stream"):

@@ -41,7 +41,9 @@ def chunks(*parts: bytes) -> list[Message]:
 async def read(
     messages: list[Message], limit: int = 100, headers: dict[str, str] | None = None
 ) -> list[Message]:
-    replay = await read_ahead(receiver(messages), Headers(headers or {}), limit, 1.0, LIMITS)
+    replay, body = await read_ahead(receiver(messages), Headers(headers or {}), limit, 1.0, LIMITS)
+    sent = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    assert body == sent  # the bytes the route parses are the bytes that came
     return [await replay() for _ in range(len(messages) + 1)]
 
 
