@@ -50,6 +50,8 @@ class Answer:
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    # The reasoning it showed beside its content (vLLM's `reasoning_content` or `reasoning`).
+    reasoning: str = ""
 
     @property
     def said(self) -> str:
@@ -86,6 +88,23 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _reasoning(part: Any) -> str:
+    """The reasoning text of a message or delta (vLLM's two names for it)."""
+    if not isinstance(part, dict):
+        return ""
+    text = part.get("reasoning_content") or part.get("reasoning")
+    return text if isinstance(text, str) else ""
+
+
+def holds_back(chunk: Any) -> bool:
+    """Whether a stream chunk ends a choice or carries only usage: the chunks a forwarded
+    stream keeps until last, where its `bitgate` block rides."""
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not choices or not isinstance(choices, list):
+        return True
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
 def _finish(choice: dict[str, Any]) -> str | None:
     finish = choice.get("finish_reason")
     return finish if isinstance(finish, str) else None
@@ -119,10 +138,12 @@ def answer_of(document: Any, kind: Kind) -> Answer:
     choice = first_choice(document)
     if choice is None:
         raise InvalidReply("reply has no choices")
+    reasoning = ""
     if kind == "chat":
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         calls = calls_of(message)
+        reasoning = _reasoning(message)
         if content is None and calls:
             content = ""
     else:
@@ -136,6 +157,7 @@ def answer_of(document: Any, kind: Kind) -> Answer:
         _finish(choice),
         usage_of(document),
         model if isinstance(model, str) else None,
+        reasoning,
     )
 
 
@@ -157,6 +179,7 @@ class StreamAnswer:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.reasoning: list[str] = []
         self.size = 0  # characters of content and arguments so far
 
     def add(self, chunk: Any) -> str:
@@ -187,6 +210,7 @@ class StreamAnswer:
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return ""
+        self.reasoning.append(_reasoning(delta))
         text = _text(delta.get("content"))
         self.content.append(text)
         return text + self._add_calls(delta.get("tool_calls"))
@@ -218,4 +242,11 @@ class StreamAnswer:
         calls = tuple(
             FunctionCall(c.name, "".join(c.arguments)) for _, c in sorted(self.calls.items())
         )
-        return Answer("".join(self.content), calls, self.finish_reason, self.usage, self.model)
+        return Answer(
+            "".join(self.content),
+            calls,
+            self.finish_reason,
+            self.usage,
+            self.model,
+            "".join(self.reasoning),
+        )

@@ -57,25 +57,9 @@ def estimate(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _reasoning(part: Any) -> str:
-    """The reasoning text of a message or delta (vLLM's two names for it)."""
-    if not isinstance(part, dict):
-        return ""
-    text = part.get("reasoning_content") or part.get("reasoning")
-    return text if isinstance(text, str) else ""
-
-
 def said_bytes(reply: Reply) -> int:
     """The UTF-8 bytes of what a reply said: its text (or tool calls) and its reasoning."""
-    reasoning = 0
-    choices = reply.body.get("choices") if reply.body else None
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        reasoning = len(_reasoning(choices[0].get("message")).encode())
-    for chunk in reply.chunks:
-        deltas = chunk.get("choices")
-        if isinstance(deltas, list) and deltas and isinstance(deltas[0], dict):
-            reasoning += len(_reasoning(deltas[0].get("delta")).encode())
-    return len(reply.text.encode()) + reasoning
+    return len(reply.text.encode()) + len(reply.answer.reasoning.encode())
 
 
 def reply_tokens(reply: Reply, prompt_text: str, prompt_bytes: int | None = None) -> Tokens:

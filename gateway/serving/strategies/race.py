@@ -28,7 +28,7 @@ from gateway.serving.strategies.base import LiveStream, Stages, kept_alive
 from gateway.serving.strategies.fanout import deadline, fan_out
 from ranking.filters import cheap_reasons
 from router.miner_client import MinerCalls, Reply
-from router.wire import InvalidReply, StreamAnswer, chunk_object
+from router.wire import InvalidReply, StreamAnswer, chunk_object, holds_back
 
 DONE = None
 # A live stream is judged once it has said this much: enough for refusal boilerplate
@@ -215,15 +215,11 @@ class LiveRace:
         """The event to send now for a chunk, or None: a finish or usage chunk is held back
         (the last one carries the block), a usage chunk the client did not ask for dropped."""
         renamed = self._rename(chunk)
-        choices = renamed.get("choices")
-        if not choices:
-            if self.plan.include_usage and renamed.get("usage") is not None:
-                held.append(renamed)
-            return None
-        if any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+        if not holds_back(renamed):
+            return sse_event(renamed)
+        if renamed.get("choices") or (self.plan.include_usage and renamed.get("usage") is not None):
             held.append(renamed)
-            return None
-        return sse_event(renamed)
+        return None
 
     def _closing(self, reply: Reply) -> dict[str, Any]:
         """A closing chunk with the finish reason, for a miner that sent none."""

@@ -16,6 +16,7 @@ from router.wire import (
     StreamAnswer,
     Usage,
     answer_of,
+    holds_back,
 )
 
 CALL = {"id": "c1", "type": "function", "function": {"name": "get", "arguments": '{"a": 1}'}}
@@ -130,3 +131,25 @@ def test_text_completions_and_their_chunks() -> None:
 def test_a_malformed_chunk_is_invalid(chunk: Any) -> None:
     with pytest.raises(InvalidReply):
         StreamAnswer("chat").add(chunk)
+
+
+def test_reasoning_is_read_whole_or_streamed() -> None:
+    message = {"content": "42", "reasoning_content": "6 times 7"}
+    assert answer_of(whole(message), "chat").reasoning == "6 times 7"
+    heard = StreamAnswer("chat")
+    heard.add({"choices": [{"delta": {"reasoning": "6 times "}}]})
+    heard.add({"choices": [{"delta": {"reasoning_content": "7", "content": "42"}}]})
+    assert (heard.answer.reasoning, heard.answer.content) == ("6 times 7", "42")
+
+
+@pytest.mark.parametrize(
+    ("chunk", "held"),
+    [
+        ({"choices": [{"delta": {"content": "a"}}]}, False),
+        ({"choices": [{"delta": {}, "finish_reason": "stop"}]}, True),
+        ({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}, True),
+        ({"choices": [{"delta": {"content": "a"}, "finish_reason": None}]}, False),
+    ],
+)
+def test_finish_and_usage_chunks_are_held_back(chunk: dict[str, Any], held: bool) -> None:
+    assert holds_back(chunk) is held
