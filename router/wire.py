@@ -96,6 +96,31 @@ def _reasoning(part: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkDelta:
+    """What one chat stream chunk adds to its first choice: text, tool call parts as sent
+    (each a dict), and a finish reason."""
+
+    text: str = ""
+    calls: tuple[dict[str, Any], ...] = ()
+    finish_reason: str | None = None
+
+
+def delta_of(chunk: Any) -> ChunkDelta | None:
+    """The delta a chat chunk carries for choice 0, or None when it carries none."""
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    for choice in choices if isinstance(choices, list) else ():
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta")
+        delta = delta if isinstance(delta, dict) else {}
+        calls = delta.get("tool_calls")
+        parts = tuple(c for c in calls if isinstance(c, dict)) if isinstance(calls, list) else ()
+        finish = choice.get("finish_reason")
+        return ChunkDelta(_text(delta.get("content")), parts, str(finish) if finish else None)
+    return None
+
+
 def holds_back(chunk: Any) -> bool:
     """Whether a stream chunk ends a choice or carries only usage: the chunks a forwarded
     stream keeps until last, where its `bitgate` block rides."""

@@ -17,6 +17,7 @@ import orjson
 from gateway.serving.replay import replay_chunks
 from gateway.serving.responses_request import ResponsesRequest
 from gateway.serving.result import Result
+from router.wire import delta_of
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -101,21 +102,15 @@ class ResponseWriter:
             self.block = chunk["bitgate"]
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
-        choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta")
-            delta = delta if isinstance(delta, dict) else {}
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                events += self._text(text)
-            calls = delta.get("tool_calls")
-            for position, call in enumerate(calls if isinstance(calls, list) else []):
-                if isinstance(call, dict):
-                    events += self._call(call, position)
-            if choice.get("finish_reason"):
-                self.finish = str(choice["finish_reason"])
+        delta = delta_of(chunk)
+        if delta is None:
+            return events
+        if delta.text:
+            events += self._text(delta.text)
+        for position, call in enumerate(delta.calls):
+            events += self._call(call, position)
+        if delta.finish_reason:
+            self.finish = delta.finish_reason
         return events
 
     def _close(self) -> list[bytes]:

@@ -28,7 +28,7 @@ from gateway.serving.strategies.base import LiveStream, Stages, kept_alive
 from gateway.serving.strategies.fanout import deadline, fan_out
 from ranking.filters import cheap_reasons
 from router.miner_client import MinerCalls, Reply
-from router.wire import InvalidReply, StreamAnswer, chunk_object, holds_back
+from router.wire import InvalidReply, StreamAnswer, chunk_object, first_choice, holds_back
 
 DONE = None
 # A live stream is judged once it has said this much: enough for refusal boilerplate
@@ -217,7 +217,9 @@ class LiveRace:
         renamed = self._rename(chunk)
         if not holds_back(renamed):
             return sse_event(renamed)
-        if renamed.get("choices") or (self.plan.include_usage and renamed.get("usage") is not None):
+        if first_choice(renamed) is not None or (
+            self.plan.include_usage and renamed.get("usage") is not None
+        ):
             held.append(renamed)
         return None
 

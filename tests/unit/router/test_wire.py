@@ -11,11 +11,13 @@ from router.wire import (
     MAX_ARGUMENT_CHARS,
     MAX_CALLS,
     Answer,
+    ChunkDelta,
     FunctionCall,
     InvalidReply,
     StreamAnswer,
     Usage,
     answer_of,
+    delta_of,
     holds_back,
 )
 
@@ -153,3 +155,17 @@ def test_reasoning_is_read_whole_or_streamed() -> None:
 )
 def test_finish_and_usage_chunks_are_held_back(chunk: dict[str, Any], held: bool) -> None:
     assert holds_back(chunk) is held
+
+
+def test_a_chunks_delta_for_choice_zero() -> None:
+    call = {"index": 0, "function": {"name": "f", "arguments": "{"}}
+    chunk = {
+        "choices": [
+            {"index": 1, "delta": {"content": "other"}},
+            {"index": 0, "delta": {"content": "hi", "tool_calls": [call, "junk"]}},
+        ]
+    }
+    assert delta_of(chunk) == ChunkDelta("hi", (call,), None)
+    finish = {"choices": [{"delta": {}, "finish_reason": "stop"}]}
+    assert delta_of(finish) == ChunkDelta(finish_reason="stop")
+    assert delta_of({"choices": []}) is None and delta_of("x") is None
