@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT, QUOTE, BACKSLASH, COMMA = b'[]{}"\\,'
+WIDE = 0x80  # a UTF-8 byte of a non-ASCII character
 SCAN_CHUNK = 256 * 1024
 
 
@@ -24,7 +25,10 @@ class JsonShape:
     depth: int = 0
     values: int = 0  # containers plus commas outside strings
     objects: int = 0
+    arrays: int = 0
     strings: int = 0  # keys included
+    wide: int = 0  # bytes of non-ASCII characters (only strings hold them)
+    escapes: int = 0  # backslashes (only strings hold them)
     # Carried from one chunk to the next.
     level: int = 0
     in_string: bool = False
@@ -40,6 +44,7 @@ class JsonShape:
     def _scan(self, code: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
         quotes = code == QUOTE
         if self.backslashes or BACKSLASH in code:
+            self.escapes += int(np.count_nonzero(code == BACKSLASH))
             # A quote after an odd run of backslashes is escaped (they only occur in strings).
             index = np.arange(code.size, dtype=np.int32)
             carried = -1 - self.backslashes  # where the byte before the carried run was
@@ -51,7 +56,8 @@ class JsonShape:
             self.backslashes = 0
         inside = (np.cumsum(quotes, dtype=np.int32) % 2).astype(bool) ^ self.in_string
         objects = (code == OPEN_OBJECT) & ~inside
-        opens = objects | ((code == OPEN_ARRAY) & ~inside)
+        arrays = (code == OPEN_ARRAY) & ~inside
+        opens = objects | arrays
         closes = ((code == CLOSE_ARRAY) | (code == CLOSE_OBJECT)) & ~inside
         step = opens.astype(np.int8) - closes.astype(np.int8)
         levels = self.level + np.cumsum(step, dtype=np.int32)
@@ -61,6 +67,8 @@ class JsonShape:
         self.strings += int(np.count_nonzero(quotes & inside))
         self.in_string = bool(inside[-1])
         self.objects += int(np.count_nonzero(objects))
+        self.arrays += int(np.count_nonzero(arrays))
+        self.wide += int(np.count_nonzero(code >= WIDE))
         self.values += int(np.count_nonzero(opens)) + int(
             np.count_nonzero((code == COMMA) & ~inside)
         )

@@ -13,6 +13,7 @@ import orjson
 
 from router.axon_policy import AxonPolicy, AxonRefused
 from router.backpressure import Backpressure, retry_after_s
+from router.chunk_log import ChunkLog
 from router.concurrency import ConcurrencyLimits
 from router.metagraph import Neuron
 from router.reply_shape import STREAM_MULTIPLE, ReplyShape
@@ -32,7 +33,8 @@ CONNECT_RETRY_DELAY_S = 0.05
 # A miner's 429 (or 503 with Retry-After) is back-pressure, not a failure.
 BUSY_STATUSES = frozenset({429, 503})
 
-ChunkSink = Callable[[int, dict[str, Any]], None]
+# Each chunk's JSON bytes, once they parsed into a chunk, with the miner's uid.
+ChunkSink = Callable[[int, bytes], None]
 Headers = Mapping[str, str]
 AddressHook = Callable[[str, str | None], None]
 # Extra headers for one miner request, from the shared body and the miner's hotkey (signing).
@@ -55,15 +57,26 @@ class MinerHTTPError(Exception):
 
 @dataclass(slots=True)
 class Reply:
-    """One miner's answer to one request, or why there is none."""
+    """One miner's answer to one request, or why there is none.
+
+    A reply keeps the bytes it came in and its `answer`, not the objects it parsed into:
+    those can cost ~16x the bytes (`router.reply_shape`), and a request holds every reply
+    until it is ranked. `document()` parses a whole reply again, for the one returned."""
 
     neuron: Neuron
     status: Status
     latency_ms: float
     answer: Answer = field(default_factory=Answer)
-    body: dict[str, Any] | None = None
+    raw: bytes | bytearray = b""
     error: str | None = None
-    chunks: list[dict[str, Any]] = field(default_factory=list)
+    chunks: ChunkLog = field(default_factory=ChunkLog)
+
+    def document(self) -> dict[str, Any] | None:
+        """The whole reply as its miner sent it, parsed anew; None for a stream or a failure."""
+        if not self.raw:
+            return None
+        parsed = orjson.loads(self.raw)
+        return parsed if isinstance(parsed, dict) else None
 
     @property
     def ok(self) -> bool:
@@ -99,7 +112,7 @@ class MinerCalls(Protocol):
         sink: ChunkSink | None = None,
         headers: Headers = ...,
     ) -> Reply:
-        """One streaming call; each parsed chunk goes to `sink` as it arrives; never raises."""
+        """One streaming call; each chunk's bytes go to `sink` as it arrives; never raises."""
         ...
 
 
@@ -152,22 +165,22 @@ class MinerClient:
             return base
         return {**base, **self.signer(body, neuron.hotkey)}
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytearray:
         length = resp.content_length
         if length is not None and length > self.max_reply_bytes:
             raise InvalidReply(f"reply of {length} bytes is over the cap")
-        parts: list[bytes] = []
-        size = 0
+        # One buffer grown in place: pieces joined at the end would hold every reply twice
+        # while a fan-out's replies arrive together (and freed pieces stay in the heap).
+        raw = bytearray()
         shape = ReplyShape()  # refused before it is parsed when it would parse too large
         while chunk := await resp.content.read(READ_CHUNK):
-            size += len(chunk)
-            if size > self.max_reply_bytes:
+            if len(raw) + len(chunk) > self.max_reply_bytes:
                 raise InvalidReply("reply is over the size cap")
             shape.feed(chunk)
-            parts.append(chunk)
-        return b"".join(parts)
+            raw += chunk
+        return raw
 
-    async def _post(self, url: str, body: bytes, headers: Headers) -> tuple[int, bytes]:
+    async def _post(self, url: str, body: bytes, headers: Headers) -> tuple[int, bytearray]:
         # A plain retry, not tenacity's: its per-call set-up cost 0.24 ms of CPU per
         # ten-miner request, a tenth of the gateway's whole budget (py-spy, make bench).
         try:
@@ -178,7 +191,7 @@ class MinerClient:
             await asyncio.sleep(CONNECT_RETRY_DELAY_S)
             return await self._post_once(url, body, headers)
 
-    async def _post_once(self, url: str, body: bytes, headers: Headers) -> tuple[int, bytes]:
+    async def _post_once(self, url: str, body: bytes, headers: Headers) -> tuple[int, bytearray]:
         async with self.session.post(
             url, data=body, headers=headers, allow_redirects=False
         ) as resp:
@@ -200,10 +213,11 @@ class MinerClient:
             signed = self._headers(headers, body, neuron)
             _, raw = await self._post(neuron.base_url + PATHS[kind], body, signed)
             try:
-                reply.body = orjson.loads(raw)
+                document = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise InvalidReply("reply is not JSON") from None
-            reply.answer = answer_of(reply.body, kind)
+            reply.answer = answer_of(document, kind)
+            reply.raw = raw
 
         return await self._guarded(neuron, deadline, call)
 
@@ -216,7 +230,7 @@ class MinerClient:
         sink: ChunkSink | None = None,
         headers: Headers = STREAM_REQUEST_HEADERS,
     ) -> Reply:
-        """One streaming call; each parsed chunk goes to `sink` as it arrives."""
+        """One streaming call; each chunk's bytes go to `sink` as it arrives."""
         url = neuron.base_url + PATHS[kind]
 
         async def call(reply: Reply) -> None:
@@ -312,9 +326,9 @@ class MinerClient:
                 except orjson.JSONDecodeError:
                     raise InvalidReply("stream chunk is not JSON") from None
                 assembly.add(chunk)
-                reply.chunks.append(chunk)
+                reply.chunks.append(data)
                 if sink is not None:
-                    sink(reply.neuron.uid, chunk)
+                    sink(reply.neuron.uid, data)
         raise InvalidReply("stream ended without [DONE]")
 
     @staticmethod

@@ -2,11 +2,16 @@
 
 A 2 MiB reply of `[{}, {}, …]` grew the gateway 35 MiB once parsed. Each reply is scanned
 as it arrives (router.json_shape) and the Python objects it would become are estimated
-(`COST_*`, bytes per object, array, value and string; measured with tracemalloc); past
-`multiple` × its bytes + `FREE_BYTES`, or nested deeper than `MAX_DEPTH`, it is refused
-before it is parsed, and before the rest of it is read. A JSON reply may cost `REPLY_MULTIPLE`
-× its bytes (a long logprobs reply, the densest real one, costs ~8×); a stream `STREAM_MULTIPLE`
+(`COST_*`, bytes per object, array, value, string, non-ASCII byte and escape; measured with
+tracemalloc, never under what a reply parses to); past `multiple` × its bytes + `FREE_BYTES`,
+or nested deeper than `MAX_DEPTH`, it is refused before it is parsed, and before the rest of
+it is read. A JSON reply may cost `REPLY_MULTIPLE` × its bytes (the densest real one, a
+logprobs reply of one-character tokens with 20 alternatives each, is estimated at ~12.3× and
+costs ~7.4×; the densest shape accepted, `[-1e9]`, costs ~13.7×); a stream `STREAM_MULTIPLE`
 (each chunk is a few small objects: ~11× its bytes as a matter of course).
+
+Only one reply is parsed at a time (on the event loop), and what is kept of it is its bytes
+and its answer (`router.miner_client.Reply`), so the multiple bounds a moment, not a request.
 """
 
 from __future__ import annotations
@@ -16,13 +21,19 @@ from dataclasses import dataclass, field
 from router.json_shape import JsonShape
 from router.sse import StreamTooLarge
 
-REPLY_MULTIPLE = 16
+REPLY_MULTIPLE = 14
 STREAM_MULTIPLE = 24
 FREE_BYTES = 256 * 1024
 MAX_DEPTH = 64
 COST_OBJECT = 200  # a small dict, beyond the value it is
 COST_VALUE = 32  # an element or container: its pointer and a small object
+COST_ARRAY = 32  # a list, beyond the value it is (its header and spare slots)
 COST_STRING = 32  # beyond its characters (which the multiple's bytes already hold)
+# A string with a non-ASCII character has a larger header (and 2 or 4 bytes a character):
+# counted by its UTF-8 bytes, or its escapes (`\u00e9`), so one-character strings are not
+# underestimated.
+COST_WIDE = 10
+COST_ESCAPE = 24
 # Below this, a piece that starts at rest is counted with bytes.count, without numpy's
 # per-call cost; brackets inside its strings count too, which only overestimates.
 SHORT_PIECE = 512
@@ -44,7 +55,14 @@ class ReplyShape:
     def estimate(self) -> int:
         """About how many bytes of Python objects what was fed would parse into."""
         s = self.shape
-        return COST_VALUE * s.values + COST_OBJECT * s.objects + COST_STRING * s.strings
+        return (
+            COST_VALUE * s.values
+            + COST_OBJECT * s.objects
+            + COST_ARRAY * s.arrays
+            + COST_STRING * s.strings
+            + COST_WIDE * s.wide
+            + COST_ESCAPE * s.escapes
+        )
 
     def feed(self, data: bytes) -> None:
         """Count the next bytes; `ReplyTooComplex` once the reply is past its bound."""
@@ -53,6 +71,8 @@ class ReplyShape:
         objects, arrays = data.count(b"{"), data.count(b"[")
         if (
             len(data) < SHORT_PIECE
+            and data.isascii()
+            and b"\\" not in data
             and s.level == 0
             and not s.in_string
             and (
@@ -60,6 +80,7 @@ class ReplyShape:
             )
         ):
             s.objects += objects
+            s.arrays += arrays
             s.values += objects + arrays + data.count(b",")
             s.strings += (data.count(b'"') + 1) // 2
         else:

@@ -92,6 +92,7 @@ def serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.door.auth import check_exposure
     from gateway.door.request_log import install_request_log
+    from gateway.runtime.heap import return_large_buffers
     from gateway.runtime.server import uvicorn_options
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -106,5 +107,6 @@ def serve(args: argparse.Namespace) -> int:
         print(f"bitgate: {exc}", file=sys.stderr)
         return 2
     install_request_log(args.log_level)
+    return_large_buffers()
     uvicorn.run(create_app(settings), **uvicorn_options(settings), log_level=args.log_level)
     return 0

@@ -18,9 +18,9 @@ from router.miner_client import Kind, Reply
 from router.wire import chunk_object, first_choice
 
 
-def _choice(reply: Reply, kind: Kind) -> dict[str, Any]:
+def _choice(reply: Reply, document: dict[str, Any] | None, kind: Kind) -> dict[str, Any]:
     """The reply's first choice as the miner sent it (rebuilt from its text if it has none)."""
-    choice = first_choice(reply.body)
+    choice = first_choice(document)
     if choice is not None:
         return dict(choice)
     answer = reply.answer
@@ -31,12 +31,12 @@ def _choice(reply: Reply, kind: Kind) -> dict[str, Any]:
     return {"text": answer.content, "logprobs": None, "finish_reason": finish}
 
 
-def usage_of(replies: Sequence[Reply]) -> dict[str, Any] | None:
+def usage_of(documents: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
     """The winner's usage as its miner reported it; with several replies, their tokens added."""
-    reports = [r.body.get("usage") if r.body else None for r in replies]
+    reports = [d.get("usage") if d else None for d in documents]
     if not isinstance(reports[0], dict):
         return None
-    if len(replies) == 1:
+    if len(documents) == 1:
         return reports[0]
     prompt = reports[0].get("prompt_tokens", 0)
     completion = sum(u.get("completion_tokens", 0) for u in reports if isinstance(u, dict))
@@ -49,15 +49,24 @@ def usage_of(replies: Sequence[Reply]) -> dict[str, Any] | None:
     }
 
 
+def _documents(result: Result) -> list[dict[str, Any] | None]:
+    """Each chosen reply as its miner sent it, parsed again (replies keep their bytes)."""
+    return [reply.document() for reply in result.chosen]
+
+
 def document(result: Result) -> dict[str, Any]:
     """The JSON response: the winner's document, every chosen reply as a choice, the block."""
-    body: dict[str, Any] = dict(result.winner.body or {})
+    documents = _documents(result)
+    body: dict[str, Any] = documents[0] or {}
     body["model"] = result.plan.pool.name
     chosen = result.chosen
     if len(chosen) > 1:
         kind = result.plan.kind
-        body["choices"] = [{**_choice(r, kind), "index": i} for i, r in enumerate(chosen)]
-        usage = usage_of(chosen)
+        body["choices"] = [
+            {**_choice(r, d, kind), "index": i}
+            for i, (r, d) in enumerate(zip(chosen, documents, strict=True))
+        ]
+        usage = usage_of(documents)
         if usage is not None:
             body["usage"] = usage
     body["bitgate"] = result.block()
@@ -93,7 +102,8 @@ def _last(choice: dict[str, Any], index: int, kind: Kind) -> dict[str, Any]:
 
 def replay_chunks(result: Result) -> list[dict[str, Any]]:
     """A finished result as OpenAI stream chunks, the `bitgate` block on the last one."""
-    plan, body = result.plan, result.winner.body or {}
+    plan, documents = result.plan, _documents(result)
+    body = documents[0] or {}
     base: dict[str, Any] = {
         "id": body.get("id", "bitgate"),
         "object": chunk_object(plan.kind),
@@ -102,12 +112,12 @@ def replay_chunks(result: Result) -> list[dict[str, Any]]:
     }
     if body.get("system_fingerprint") is not None:
         base["system_fingerprint"] = body["system_fingerprint"]
-    choices = [_choice(r, plan.kind) for r in result.chosen]
+    choices = [_choice(r, d, plan.kind) for r, d in zip(result.chosen, documents, strict=True)]
     chunks: list[dict[str, Any]] = [
         {**base, "choices": [_first(c, i, plan.kind)]} for i, c in enumerate(choices)
     ]
     chunks += [{**base, "choices": [_last(c, i, plan.kind)]} for i, c in enumerate(choices)]
-    usage = usage_of(result.chosen)
+    usage = usage_of(documents)
     if plan.include_usage and usage is not None:
         chunks.append({**base, "choices": [], "usage": usage})
     chunks[-1]["bitgate"] = result.block()

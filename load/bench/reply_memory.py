@@ -3,8 +3,8 @@
     python -m load.bench.reply_memory [CAP_BYTES ...]
 
 A fake miner (in process, on loopback) answers with a body just under the cap; the real
-MinerClient reads it; tracemalloc counts what the Reply keeps. A stream keeps every parsed
-chunk, so it holds several times its wire size.
+MinerClient reads it; tracemalloc counts what the Reply keeps: its bytes (a stream's data
+lines) and its answer, about twice its wire size.
 """
 
 from __future__ import annotations

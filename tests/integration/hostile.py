@@ -31,6 +31,15 @@ def answering(body: bytes) -> Callable[[Exchange], Any]:
     return answer
 
 
+def streaming(body: bytes) -> Callable[[Exchange], Any]:
+    """A miner fault that answers every request with `body`, as an event stream."""
+
+    async def stream(ex: Exchange) -> None:
+        await ex.events(body)
+
+    return stream
+
+
 def chat_reply(message: dict[str, Any], usage: dict[str, int] | None = None) -> bytes:
     """An OpenAI chat completion with one choice."""
     choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
@@ -61,9 +70,12 @@ class Miner(FaultServer):
 
 
 @contextmanager
-def miners(loop: LoopThread, *bodies: bytes, delay_s: float = 0.0) -> Iterator[list[int]]:
-    """One miner per body on loopback; yields their ports."""
-    servers = [loop.run(Miner(answering(b), delay_s=delay_s).start()) for b in bodies]
+def miners(
+    loop: LoopThread, *bodies: bytes, delay_s: float = 0.0, stream: bool = False
+) -> Iterator[list[int]]:
+    """One miner per body on loopback (sent as JSON, or as an event stream); their ports."""
+    fault = streaming if stream else answering
+    servers = [loop.run(Miner(fault(b), delay_s=delay_s).start()) for b in bodies]
     try:
         yield [s.port for s in servers]
     finally:

@@ -117,6 +117,89 @@ def test_twenty_hostile_replies_at_once_cost_the_gateway_under_25_mib(
     assert grown < 25, f"the gateway grew {grown:.0f} MiB"
 
 
+# The densest shapes the reply scanner lets through (tests/unit/router/test_reply_shape.py):
+# `[-1e9]` parses to ~13.7x its bytes (a JSON reply may cost 14x), `[1.5]` to ~16x (a stream
+# may cost 24x).
+DENSE_REPLY = b"[-1e9]"
+DENSE_CHUNK = b"[1.5]"
+REPLY_BYTES = 2 * 1024 * 1024 - 4096
+
+
+def dense_reply(uid: int) -> bytes:
+    """A valid chat completion that also carries ~2 MiB of the densest accepted JSON."""
+    head = chat_reply({"content": f"Paris, says miner {uid}."})[:-1] + b',"x":['
+    count = (REPLY_BYTES - len(head) - 2) // (len(DENSE_REPLY) + 1)
+    return head + b",".join([DENSE_REPLY] * count) + b"]}"
+
+
+def dense_stream(uid: int) -> bytes:
+    """An event stream of ~2 MiB whose every chunk carries a word and dense JSON."""
+    junk = b",".join([DENSE_CHUNK] * 700)
+
+    def event(delta: bytes, finish: bytes) -> bytes:
+        choice = b'{"index":0,"delta":' + delta + b',"finish_reason":' + finish + b"}"
+        return (
+            b'data: {"id":"m","object":"chat.completion.chunk","choices":['
+            + choice
+            + (b'],"x":[' + junk + b"]}\n\n")
+        )
+
+    word = event(b'{"content":"Paris "}', b"null")
+    count = (REPLY_BYTES - 2 * len(word)) // len(word)
+    last = event(f'{{"content":"says {uid}."}}'.encode(), b'"stop"')
+    return word * count + last + b"data: [DONE]\n\n"
+
+
+def settled(gateway: GatewayProcess, replies: int) -> bool:
+    """Wait (10 s at most) until the gateway has counted this many miner replies."""
+    for _ in range(100):
+        metrics = httpx.get(gateway.base_url + "/metrics").text
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("bitgate_miner_outcomes_total{")
+        )
+        if counted >= replies:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_twenty_dense_2_mib_replies_at_once_cost_the_gateway_under_100_mib(
+    loop_thread: LoopThread, tmp_path: Path, stream: bool
+) -> None:
+    # Failed before: each reply's parsed objects were kept until the request ended (the peak
+    # grew 826 MiB for JSON, 766 MiB for streams). Now a reply keeps its bytes and its answer,
+    # its objects live only while it is read (one at a time, on the event loop), and freed
+    # buffers go back to the system (gateway/runtime/heap.py; without it: 107 MiB).
+    bodies = [(dense_stream if stream else dense_reply)(uid) for uid in range(20)]
+    assert all(len(b) <= REPLY_BYTES for b in bodies)
+    # A stream is read whole by the live race (every miner streams; all are settled later).
+    routing = {"strategy": "race"} if stream else {"wait": "all"}
+    body = {"model": "sim", "messages": QUESTION, "stream": stream, "bitgate": routing}
+    with miners(loop_thread, *bodies, stream=stream) as ports:
+        path = pool_file(tmp_path / "p.json", ports)
+        gateway = GatewayProcess("--metagraph", str(path), "--top-k", "20", "--ranker", "filters")
+        try:
+            pid = gateway.proc.pid
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+            before = _rss_mib(pid, "VmRSS")
+            resp = post(gateway, body)
+            assert settled(gateway, 20)  # a race reads the losers after it answers
+            grown = _rss_mib(pid, "VmHWM") - before
+        finally:
+            gateway.stop()
+    assert resp.status_code == 200, resp.text
+    if stream:
+        assert b"says " in resp.content and resp.content.endswith(b"data: [DONE]\n\n")
+        assert resp.content.count(b'"x":[[1.5]') >= 1  # what the miner sent beside its text
+    else:
+        assert len(resp.json()["bitgate"]["candidates"]) == 20
+        assert len(resp.json()["x"]) > 100_000  # what the miner sent beside its text is kept
+    assert grown < 100, f"the gateway grew {grown:.0f} MiB"
+
+
 def _keyless_trickle(port: int) -> socket.socket:
     """A keyless request that declares a 1 MB body and sends a few bytes of it."""
     sock = socket.create_connection(("127.0.0.1", port))

@@ -17,6 +17,8 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import orjson
+
 from gateway.errors import error_body
 from gateway.serving.candidates import judged
 from gateway.serving.plan import Plan
@@ -27,6 +29,7 @@ from gateway.serving.result import Result
 from gateway.serving.strategies.base import LiveStream, Stages, kept_alive
 from gateway.serving.strategies.fanout import deadline, fan_out
 from ranking.filters import cheap_reasons
+from router.chunk_log import ChunkLog
 from router.miner_client import MinerCalls, Reply
 from router.wire import InvalidReply, StreamAnswer, chunk_object, first_choice, holds_back
 
@@ -95,10 +98,12 @@ class LiveRace:
         self.stages = stages
         self.settler = stages.settler
         self.plan = plan
-        self.events: asyncio.Queue[tuple[int, dict[str, Any] | None]] = asyncio.Queue()
-        self.buffered: dict[int, list[dict[str, Any]]] = {}
+        # Chunks travel and wait as bytes (`ChunkLog`): parsed, a chunk can cost ~24x them.
+        self.events: asyncio.Queue[tuple[int, bytes | None]] = asyncio.Queue()
+        self.buffered: dict[int, ChunkLog] = {}
         self.tasks: dict[int, asyncio.Task[Reply]] = {}
         self.started = time.perf_counter()
+        self.winner: int | None = None
         self.winner_finished = False
         self.first_text: dict[int, float] = {}
         self.heard: dict[int, StreamAnswer] = {}
@@ -111,10 +116,15 @@ class LiveRace:
                 self.plan.kind,
                 self.plan.body,
                 until,
-                sink=lambda uid, chunk: self.events.put_nowait((uid, chunk)),
+                sink=self._heard,
             )
         finally:
             self.events.put_nowait((neuron.uid, DONE))
+
+    def _heard(self, uid: int, data: bytes) -> None:
+        """Queue a chunk, unless another miner already won (the loser is still read whole)."""
+        if self.winner is None or uid == self.winner:
+            self.events.put_nowait((uid, data))
 
     async def start(self) -> LiveStream:
         """Wait for the first miner whose stream passes the cheap filters; 502/504 if none."""
@@ -122,6 +132,7 @@ class LiveRace:
         if isinstance(first, Result):
             return LiveStream(first.headers(), replay(first))
         uid, chunks = first
+        self.winner = uid
         return LiveStream(self.headers(uid), self.forward(uid, chunks))
 
     def _passes_so_far(self, uid: int, chunk: dict[str, Any]) -> bool:
@@ -137,7 +148,7 @@ class LiveRace:
             return False
         return not cheap_reasons(self.plan.prompt, judged(uid, heard.answer))
 
-    async def _first(self) -> tuple[int, list[dict[str, Any]]] | Result:
+    async def _first(self) -> tuple[int, ChunkLog] | Result:
         until = deadline(self.plan)
         create = asyncio.get_running_loop().create_task
         for i, neuron in enumerate(self.plan.candidates):
@@ -145,8 +156,8 @@ class LiveRace:
         finished = 0
         try:
             while finished < len(self.tasks):
-                uid, chunk = await self.events.get()
-                if chunk is DONE:
+                uid, data = await self.events.get()
+                if data is DONE:
                     finished += 1
                     reply = self.tasks[uid].result()
                     if usable(self.plan, reply):
@@ -154,8 +165,8 @@ class LiveRace:
                         self.first_text.setdefault(uid, time.perf_counter())
                         return uid, reply.chunks
                     continue
-                self.buffered.setdefault(uid, []).append(chunk)
-                if self._passes_so_far(uid, chunk):
+                self.buffered.setdefault(uid, ChunkLog()).append(data)
+                if self._passes_so_far(uid, orjson.loads(data)):
                     self.first_text[uid] = time.perf_counter()
                     return uid, self.buffered[uid]
         except BaseException:  # the client left: what was in still counts
@@ -164,24 +175,24 @@ class LiveRace:
         replies = [t.result() for t in self.tasks.values()]
         return await best_of_the_rest(self.stages, self.plan, replies, self.started)
 
-    async def forward(self, uid: int, first: list[dict[str, Any]]) -> AsyncGenerator[bytes, None]:
+    async def forward(self, uid: int, first: ChunkLog) -> AsyncGenerator[bytes, None]:
         """The winner's chunks as they come; its last one carries the `bitgate` block."""
         reply: Reply | None = None
         tasks = list(self.tasks.values())
-        held: list[dict[str, Any]] = []
+        held = ChunkLog()
         try:
             for early in first:
                 event = self._pass(early, held)
                 if event is not None:
                     yield event
             while not self.winner_finished:
-                event_uid, chunk = await self.events.get()
+                event_uid, data = await self.events.get()
                 if event_uid != uid:
                     continue
-                if chunk is DONE:
+                if data is DONE:
                     self.winner_finished = True
                     break
-                event = self._pass(chunk, held)
+                event = self._pass(orjson.loads(data), held)
                 if event is not None:
                     yield event
             reply = await self.tasks[uid]
@@ -192,9 +203,12 @@ class LiveRace:
                 body = error_body(message, "upstream_error", None, "miner_stream_failed")
                 yield sse_event({**body, "bitgate": block})
                 return
-            for chunk in held[:-1]:
-                yield sse_event(chunk)
-            last = held[-1] if held else self._closing(reply)
+            last = self._closing(reply)
+            for i, chunk in enumerate(held):
+                if i == len(held) - 1:
+                    last = chunk
+                else:
+                    yield sse_event(chunk)
             yield sse_event({**last, "bitgate": block})
             yield SSE_DONE
         finally:
@@ -211,7 +225,7 @@ class LiveRace:
     def _rename(self, chunk: dict[str, Any]) -> dict[str, Any]:
         return {**chunk, "model": self.plan.pool.name}
 
-    def _pass(self, chunk: dict[str, Any], held: list[dict[str, Any]]) -> bytes | None:
+    def _pass(self, chunk: dict[str, Any], held: ChunkLog) -> bytes | None:
         """The event to send now for a chunk, or None: a finish or usage chunk is held back
         (the last one carries the block), a usage chunk the client did not ask for dropped."""
         renamed = self._rename(chunk)
@@ -220,12 +234,12 @@ class LiveRace:
         if first_choice(renamed) is not None or (
             self.plan.include_usage and renamed.get("usage") is not None
         ):
-            held.append(renamed)
+            held.append(orjson.dumps(renamed))
         return None
 
     def _closing(self, reply: Reply) -> dict[str, Any]:
         """A closing chunk with the finish reason, for a miner that sent none."""
-        last = reply.chunks[-1] if reply.chunks else {}
+        last = reply.chunks.last() or {}
         finish = reply.finish_reason or "stop"
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
         if self.plan.kind == "chat":

@@ -17,11 +17,13 @@ from tests.support import free_port
 NEURON = Neuron(uid=3, hotkey="hk3", axon=Axon(ip="127.0.0.1", port=9100))
 
 
-def reply(status: Any = "ok", text: str = "", **fields: Any) -> Reply:
-    """A reply whose answer is read from its body or chunks as the miner client reads them."""
-    sources = [fields.get("body"), *reversed(fields.get("chunks", []))]
+def reply(
+    status: Any = "ok", text: str = "", body: Any = None, chunks: list[Any] | None = None
+) -> Reply:
+    """A reply whose usage is read from its body or chunks as the miner client reads them."""
+    sources = [body, *reversed(chunks or [])]
     usage = next((u for u in map(usage_of, sources) if u is not None), None)
-    return Reply(NEURON, status, 10.0, Answer(text, usage=usage), **fields)
+    return Reply(NEURON, status, 10.0, Answer(text, usage=usage))
 
 
 def test_reported_usage_is_taken_as_is_from_a_body_or_a_stream() -> None:

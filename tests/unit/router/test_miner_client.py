@@ -171,7 +171,7 @@ async def test_ok_chat_reply(client: MinerClient, serve: Serve) -> None:
     assert reply.ok
     assert (reply.text, reply.finish_reason, reply.error) == ("Canberra.", "stop", None)
     assert reply.neuron.uid == 7
-    assert reply.body == chat_reply("Canberra.")
+    assert reply.document() == chat_reply("Canberra.")
     assert 0 < reply.latency_ms < 2000
     assert seen == [("/v1/chat/completions", orjson.loads(CHAT_BODY))]
 
@@ -329,7 +329,11 @@ async def stream(
     """A streaming chat call; also returns what reached the sink."""
     sunk: list[tuple[int, dict[str, Any]]] = []
     reply = await client.stream(
-        miner, "chat", CHAT_BODY, deadline_in(within_s), sink=lambda uid, c: sunk.append((uid, c))
+        miner,
+        "chat",
+        CHAT_BODY,
+        deadline_in(within_s),
+        sink=lambda uid, data: sunk.append((uid, orjson.loads(data))),
     )
     return reply, sunk
 
@@ -347,7 +351,7 @@ async def test_stream_chunks_reach_the_sink_in_order(client: MinerClient, serve:
     assert reply.status == "ok"
     assert reply.text == "Hello, world"
     assert reply.finish_reason == "stop"
-    assert reply.chunks == chunks
+    assert list(reply.chunks) == chunks
     assert sunk == [(3, c) for c in chunks]
     assert reply.latency_ms > 0
 

@@ -25,10 +25,11 @@ def repeated(element: bytes, size: int = SIZE) -> bytes:
     return b"[" + b",".join([element] * (size // (len(element) + 1))) + b"]"
 
 
-def logprobs_reply(tokens: int, top: int) -> bytes:
+def logprobs_reply(tokens: int, top: int, token: str = "a") -> bytes:
     """A chat completion with per-token logprobs, the densest reply a real miner sends."""
-    alternatives = [{"token": "b", "logprob": -1.25, "bytes": [98]}] * top
-    entry = {"token": "a", "logprob": -0.5, "bytes": [97], "top_logprobs": alternatives}
+    spelled = list(token.encode())
+    alternatives = [{"token": token, "logprob": -1.25, "bytes": spelled}] * top
+    entry = {"token": token, "logprob": -0.5, "bytes": spelled, "top_logprobs": alternatives}
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": "a" * tokens},
@@ -66,9 +67,46 @@ def test_a_reply_of_tiny_values_is_refused_in_its_first_piece(document: bytes) -
         shape.feed(document[:PIECE])
 
 
+DENSE = [
+    b"[1.5]",
+    b"[-1e9]",
+    b"[1.5,1.5]",
+    b'"abc"',
+    '"\u00e9"'.encode(),
+    '"\u4e00"'.encode(),
+    '"\U0001f600"'.encode(),
+    b'"\\u00e9"',
+    b'["\\u00e9"]',
+    b'["\\ud83d\\ude00"]',
+]
+
+
+@pytest.mark.parametrize("element", DENSE)
+def test_the_estimate_is_never_under_what_a_reply_parses_to(element: bytes) -> None:
+    document = repeated(element)
+    assert fed(document, multiple=1000).estimate >= parsed_bytes(document)
+
+
 @pytest.mark.parametrize(
     "element",
-    [b"{}" + b" " * 14, b'{"a":1}' + b" " * 12, b"[]" + b" " * 3, b"1.5", b'"ab"', b'{"k":{}}  '],
+    [
+        b"{}" + b" " * 14,
+        b'{"a":1}' + b" " * 12,
+        b"[]" + b" " * 3,
+        b"1.5",
+        b"[1.5]",
+        b"[-1e9]",
+        b"[1.5,1.5]",
+        b'"ab"',
+        b'"abc"',
+        b'{"k":{}}  ',
+        '"\u00e9"'.encode(),  # one-character strings with wider headers
+        '"\u4e00"'.encode(),
+        '"\U0001f600"'.encode(),
+        b'"\\u00e9"',  # the same, escaped: no byte shows the character is wide
+        b'"\\u4e00"',
+        b'["\\u00e9"]',
+    ],
 )
 def test_what_is_accepted_parses_within_the_stated_multiple(element: bytes) -> None:
     document = repeated(element)
@@ -79,9 +117,13 @@ def test_what_is_accepted_parses_within_the_stated_multiple(element: bytes) -> N
     assert parsed_bytes(document) <= REPLY_MULTIPLE * len(document) + FREE_BYTES
 
 
-@pytest.mark.parametrize(("tokens", "top"), [(4000, 0), (2000, 5), (1000, 20)])
-def test_real_logprobs_replies_are_accepted(tokens: int, top: int) -> None:
-    fed(logprobs_reply(tokens, top))
+@pytest.mark.parametrize(
+    ("tokens", "top", "token"),
+    [(4000, 0, "a"), (2000, 5, "a"), (1000, 20, "a"), (30000, 0, "a"), (2200, 20, "\n")],
+)
+def test_real_logprobs_replies_are_accepted(tokens: int, top: int, token: str) -> None:
+    # The last is the densest: one-character tokens, 20 alternatives each, ~1.9 MiB.
+    fed(logprobs_reply(tokens, top, token))
 
 
 def test_a_long_stream_of_small_chunks_is_accepted() -> None:

@@ -52,7 +52,11 @@ class Rig:
         async def call() -> Reply:
             until = asyncio.get_running_loop().time() + 5.0
             return await self.client.stream(
-                self.neuron, "chat", BODY, until, sink=lambda _uid, chunk: seen.append(chunk)
+                self.neuron,
+                "chat",
+                BODY,
+                until,
+                sink=lambda _uid, data: seen.append(orjson.loads(data)),
             )
 
         return self.thread.run(call(), timeout=10.0), seen

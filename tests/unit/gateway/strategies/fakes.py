@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from gateway.config import PoolConfig
 from gateway.runtime.metrics import Metrics
 from gateway.runtime.pools import Pool
@@ -17,6 +19,7 @@ from gateway.serving.result import Results
 from gateway.serving.settle import Settler
 from gateway.serving.strategies.base import Stages
 from ranking.base import Candidate, Prompt, Ranking
+from router.chunk_log import ChunkLog
 from router.metagraph import Axon, FileMetagraphSource, Metagraph, Neuron
 from router.miner_client import (
     JSON_REQUEST_HEADERS,
@@ -96,7 +99,8 @@ class FakeMiners:
             "model": "miner-model",
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         }
-        return Reply(neuron, "ok", script.latency_ms, answer_of(body_out, kind), body_out)
+        raw = orjson.dumps(body_out)
+        return Reply(neuron, "ok", script.latency_ms, answer_of(body_out, kind), raw)
 
     async def stream(
         self,
@@ -110,11 +114,12 @@ class FakeMiners:
         """One streaming call; chunks go to `sink` as they are made."""
         script = self.scripts[neuron.uid]
         await self._wait(neuron, script.gate)
-        sent: list[dict[str, Any]] = []
+        sent = ChunkLog()
         for i, piece in enumerate(script.pieces):
-            sent.append(chunk(piece))
+            data = orjson.dumps(chunk(piece))
+            sent.append(data)
             if sink is not None:
-                sink(neuron.uid, sent[-1])
+                sink(neuron.uid, data)
             await self._wait(neuron, script.hold if i == 0 else None)
         if script.status != "ok":
             error = f"fake {script.status}"
