@@ -83,8 +83,8 @@ def _spend() -> None:
 
 
 def _search(pattern: str, text: str) -> bool:
-    """`regex.search` under a timeout and one budget step; a pattern that times out does not
-    match."""
+    """`regex.search` under a timeout and one budget step; a pattern that times out raises
+    `OverBudget` (the whole check fails, whatever `not` surrounds the pattern)."""
     _spend()
     try:
         return regex.search(pattern, text, timeout=REGEX_TIMEOUT_S) is not None
@@ -169,9 +169,7 @@ def _budgeted(keyword: Keyword) -> Keyword:
     """The keyword, charging one step of the current check's budget first."""
 
     def check(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-        budget = _BUDGET.get(None)
-        if budget is not None:
-            budget.spend()
+        _spend()
         errors = keyword(validator, value, instance, schema)
         if errors is not None:
             yield from errors
@@ -201,7 +199,8 @@ def _evolve_bounded(self: Any, **changes: Any) -> Any:
     that class is unbudgeted (and its patterns use `re`), so a `$schema` anywhere in a schema,
     the meta-schema's own vocabularies included, escaped the budget."""
     cls = self.__class__
-    changes.setdefault("schema", self.schema)
+    # Every init field not changed is carried over, `schema` included (jsonschema's own
+    # `evolve` set it first only to pick the class from it).
     for spec in attrs.fields(cls):
         if spec.init and spec.alias not in changes:
             changes[spec.alias] = getattr(self, spec.name)
