@@ -148,7 +148,8 @@ BREAKS: tuple[Break, ...] = (
         "a reply keeps its parsed objects",
         MINER_CLIENT,
         "            reply.answer = answer_of(document, kind)\n",
-        "            reply.answer = answer_of(document, kind)\n            reply.chunks = document\n",
+        "            reply.answer = answer_of(document, kind)\n"
+        "            reply.chunks = document\n",
         "tests/integration/test_hostile_input.py::"
         "test_twenty_dense_2_mib_replies_at_once_cost_the_gateway_under_100_mib",
     ),

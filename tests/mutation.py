@@ -47,7 +47,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "router/miner_client.py": CLIENT_TESTS,
     "router/sse.py": CLIENT_TESTS,
     "router/axon_policy.py": ("tests/unit/router/test_axon_policy.py",),
-    "ranking/schema.py": ("tests/unit/ranking/test_schema.py",),
+    "ranking/schema.py": (
+        "tests/unit/ranking/test_schema.py",
+        "tests/unit/ranking/test_pattern_size.py",
+    ),
+    "ranking/pattern_size.py": ("tests/unit/ranking/test_pattern_size.py",),
     "ranking/request_filters.py": ("tests/unit/ranking/test_request_filters.py",),
 }
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
