@@ -45,11 +45,14 @@ class ServerSettings(Group):
     max_connections: int = Field(default=4096, ge=10)
     max_inflight: int = Field(default=2048, ge=1)
     # uvicorn's limits (gateway/runtime/server.py); unset limit_concurrency is
-    # 1.5 × max_inflight + 64.
+    # 1.5 × max_inflight + 64 + max_pending_heads.
     limit_concurrency: int | None = Field(default=None, ge=1)
     backlog: int = Field(default=2048, ge=1)
     keep_alive_s: int = Field(default=5, ge=1, le=300)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    # A request's head must arrive within this; at most this many are awaited at once.
+    head_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_pending_heads: int = Field(default=1024, ge=1)
 
 
 class ClientLimits(Group):
@@ -65,9 +68,8 @@ class ClientLimits(Group):
     max_json_values: int = Field(default=100_000, ge=100)
     max_messages: int = Field(default=1024, ge=1)
     max_prompt_chars: int = Field(default=1_000_000, ge=1)
-    # Per miner reply, on the wire. Read, a JSON reply holds about its size; a stream about
-    # 4.5x (parsed chunks): 2 MiB ≈ 10k streamed tokens, ≈ 9 MiB held per streaming
-    # candidate (python -m load.bench.reply_memory).
+    # Per miner reply, on the wire. Read, a reply holds its bytes and its answer: a JSON reply
+    # about 2x its size, a stream about 1.2x (python -m load.bench.reply_memory).
     max_reply_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
     @cached_property

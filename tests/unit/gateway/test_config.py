@@ -89,6 +89,8 @@ FLAT_VALUES = {
     "backlog": ("17", 17),
     "keep_alive_s": ("9", 9),
     "max_header_bytes": ("4096", 4096),
+    "head_timeout_s": ("2.5", 2.5),
+    "max_pending_heads": ("64", 64),
     "max_body_bytes": ("4096", 4096),
     "body_timeout_s": ("3.5", 3.5),
     "max_json_depth": ("16", 16),
