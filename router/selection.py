@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import NotRequired, TypedDict
 
 from router.backpressure import Backpressure
 from router.metagraph import Neuron
@@ -88,6 +89,21 @@ def sample_without_replacement(
                     break
         picked.append(pool.pop(index)[0])
     return picked
+
+
+class Choice(TypedDict):
+    """How one request picks its miners: what `select_candidates` and `select_width` share."""
+
+    top_k: int
+    sample: int
+    scores: Mapping[int, float]
+    cooling_until: Mapping[int, float]
+    explore: float
+    now: float
+    rng: random.Random
+    only: NotRequired[Collection[int] | None]
+    exclude: NotRequired[Collection[int]]
+    backpressure: NotRequired[Backpressure | None]
 
 
 def select_candidates(

@@ -22,7 +22,7 @@ from router.concurrency import ConcurrencyLimits
 from router.metagraph import Neuron
 from router.miner_client import Kind
 from router.scores import Scoreboard
-from router.selection import select_candidates
+from router.selection import Choice, select_candidates
 from router.width import WidthWhy, select_width
 
 
@@ -193,7 +193,7 @@ class Planner:
         who = "None of the chosen miners" if opts.uids or opts.exclude_uids else "No miner"
         why: WidthWhy = "full"
         spares: tuple[Neuron, ...] = ()
-        choice = {
+        choice: Choice = {
             "top_k": routing.top_k,
             "sample": routing.sample,
             "scores": self.scoreboard.scores(pool.name),
@@ -206,7 +206,7 @@ class Planner:
             "backpressure": self.backpressure,
         }
         if self.limits is None:
-            candidates = select_candidates(pool.ranked, **choice)  # type: ignore[arg-type]
+            candidates = select_candidates(pool.ranked, **choice)
         else:
             floor = max(min(config.min_sample, routing.sample), n)
             width = select_width(
@@ -214,7 +214,7 @@ class Planner:
                 min_sample=floor,
                 limits=self.limits,
                 waiting=waiting,
-                **choice,  # type: ignore[arg-type]
+                **choice,
             )
             candidates, why, spares = width.candidates, width.why, width.spares
             if width.eligible and width.free < min(floor, width.eligible):
