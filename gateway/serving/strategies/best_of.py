@@ -1,8 +1,8 @@
 """`best_of`: hear the miners that can still win (or every one), rank, return the best.
 
 With `wait: adaptive` (the default) waiting stops once the miners still out are unlikely to
-change the winner, or the wait budget is spent (`gateway.serving.stop_rule`); with
-`wait: all`, or n > 1, every miner is heard (or the deadline passes).
+change the winner (n > 1: the n chosen), or the wait budget is spent
+(`gateway.serving.stop_rule`); with `wait: all` every miner is heard (or the deadline passes).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class BestOf:
         A streaming client gets keep-alive comments while the miners are out, and the
         chosen reply as soon as it is chosen.
         """
-        if plan.wait == "adaptive" and plan.n == 1:
+        if plan.wait == "adaptive":
             return await kept_alive(plan, self._adaptive(plan))
         return await kept_alive(plan, self._best(plan))
 

@@ -1,7 +1,9 @@
 """The adaptive wait of best_of and cascade: hear replies until the stop rule says enough.
 
-Replies are ranked as they come only when the stop rule could act on it (a usable reply is
-in, and the best-known miner in hand could already be a credible winner). Once waiting stops,
+Replies are ranked as they come only when the stop rule could act on it (as many usable
+replies are in as choices asked for, and the best-known miner in hand could already be a
+credible winner). With n > 1 the reply the stop rule weighs is the n-th best in hand: a
+miner still out that beats it would change the choices. Once waiting stops,
 the chosen reply goes back at once; the miners still out keep running, and their replies are
 ranked with all the others and settled off the request path, as a race's are.
 """
@@ -100,19 +102,24 @@ class Waiter:
                     continue
                 out = self._outstanding(pending)
                 hopeful = [r for r in replies if usable(self.plan, r)]
+                if len(hopeful) < self.plan.n:
+                    continue
                 if min(self._risk(r.neuron.uid, out) for r in hopeful) > BUDGET_RISK:
                     continue  # not even the best-known reply in hand could stop the wait
                 ranking = await self.stages.judge.rank(self.plan, replies)
                 ranked_count = len(replies)
-                winner = best_indexes(ranking.rewards, replies)[0]
-                risk = self._risk(replies[winner].neuron.uid, out)
+                chosen = best_indexes(ranking.rewards, replies, self.plan.n)
+                if len(chosen) < self.plan.n:
+                    continue  # fewer distinct replies than choices
+                winner = chosen[0]
+                weakest = replies[chosen[-1]]
+                risk = self._risk(weakest.neuron.uid, out)
                 if risk <= self.plan.wait_risk:
                     return self._heard(replies, ranking, ranked_count, winner, "confident")
                 budget_at = math.inf
                 if risk <= BUDGET_RISK:
-                    best = replies[winner]
-                    came = self.arrived[best.neuron.uid]
-                    budget_at = budget_end(came, best.latency_ms, self.plan.wait_budget)
+                    came = self.arrived[weakest.neuron.uid]
+                    budget_at = budget_end(came, weakest.latency_ms, self.plan.wait_budget)
         except asyncio.CancelledError:
             cancel_all(self.tasks)
             raise

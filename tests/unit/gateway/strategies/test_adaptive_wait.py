@@ -131,3 +131,34 @@ async def test_a_busy_miner_s_place_goes_to_a_spare() -> None:
     block = result.block()
     assert [c["uid"] for c in block["candidates"]] == [0, 1]
     assert block["width"]["asked"] == 2
+
+
+async def test_with_n_2_it_stops_once_neither_choice_can_be_displaced() -> None:
+    # Failed before: with n > 1, best_of heard every miner, however sure the choices were.
+    settled = stages()
+    for _ in range(30):
+        result, early = await serve_releasing(settled, adaptive(n=2))
+    assert early
+    block = result.block()
+    assert [c["uid"] for c in block["choices"]] == [0, 1]
+    assert block["wait"]["stopped"] == "confident" and block["wait"]["replies"] == 2
+    assert {c["uid"]: c["status"] for c in block["candidates"]}[2] == "pending"
+
+
+async def test_with_n_3_it_waits_for_a_third_reply() -> None:
+    settled = stages()
+    for _ in range(30):
+        result, early = await serve_releasing(settled, adaptive(n=3))
+        assert not early
+    assert [c["uid"] for c in result.block()["choices"]] == [0, 1, 2]
+
+
+async def test_with_n_2_a_miner_out_that_beats_the_second_choice_is_waited_for() -> None:
+    # uid 2 (held back) never beats uid 0 but always beats uid 1: it changes the second choice.
+    ranker = TextRanker({"Paris.": 0.9, "Lyon.": 0.4, "Nice.": 0.6})
+    request = replace(plan("best_of", [0, 1, 2], ranker), wait="adaptive", n=2)
+    settled = stages()
+    for _ in range(30):
+        result, early = await serve_releasing(settled, request)
+        assert not early
+    assert [c["uid"] for c in result.block()["choices"]] == [0, 2]
