@@ -99,11 +99,12 @@ def _reasoning(part: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class ChunkDelta:
     """What one chat stream chunk adds to its first choice: text, tool call parts as sent
-    (each a dict), and a finish reason."""
+    (each a dict), a finish reason, and reasoning text."""
 
     text: str = ""
     calls: tuple[dict[str, Any], ...] = ()
     finish_reason: str | None = None
+    reasoning: str = ""
 
 
 def delta_of(chunk: Any) -> ChunkDelta | None:
@@ -117,7 +118,8 @@ def delta_of(chunk: Any) -> ChunkDelta | None:
         calls = delta.get("tool_calls")
         parts = tuple(c for c in calls if isinstance(c, dict)) if isinstance(calls, list) else ()
         finish = choice.get("finish_reason")
-        return ChunkDelta(_text(delta.get("content")), parts, str(finish) if finish else None)
+        finished = str(finish) if finish else None
+        return ChunkDelta(_text(delta.get("content")), parts, finished, _reasoning(delta))
     return None
 
 

@@ -82,8 +82,9 @@ def _first(choice: dict[str, Any], index: int, kind: Kind) -> dict[str, Any]:
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
-    if message.get("reasoning_content") is not None:
-        delta["reasoning_content"] = message["reasoning_content"]
+    for key in ("reasoning_content", "reasoning"):  # vLLM's two names, as the miner sent it
+        if message.get(key) is not None:
+            delta[key] = message[key]
     calls = message.get("tool_calls")
     if isinstance(calls, list) and calls:
         delta["tool_calls"] = [

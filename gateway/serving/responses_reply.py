@@ -26,15 +26,21 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _usage(chat: dict[str, Any] | None) -> dict[str, Any]:
     """Chat usage in the Responses shape (zeros when the miner reported none)."""
-    counts = [(chat or {}).get(k) for k in ("prompt_tokens", "completion_tokens")]
-    prompt, output = (c if isinstance(c, int) and not isinstance(c, bool) else 0 for c in counts)
+    chat = chat or {}
+    prompt, output = _count(chat.get("prompt_tokens")), _count(chat.get("completion_tokens"))
+    details = chat.get("completion_tokens_details")
+    reasoning = _count(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": min(reasoning, output)},
         "total_tokens": prompt + output,
     }
 
@@ -105,6 +111,8 @@ class ResponseWriter:
         delta = delta_of(chunk)
         if delta is None:
             return events
+        if delta.reasoning:
+            events += self._reasoning(delta.reasoning)
         if delta.text:
             events += self._text(delta.text)
         for position, call in enumerate(delta.calls):
@@ -119,6 +127,13 @@ class ResponseWriter:
             return []
         index = self.output.index(item)
         item["status"] = "completed"
+        if item["type"] == "reasoning":
+            text = item["content"][0]["text"]
+            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            return [
+                self.event("response.reasoning_text.done", **where, text=text),
+                self.event("response.output_item.done", output_index=index, item=item),
+            ]
         if item["type"] == "message":
             part = item["content"][0]
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
@@ -174,6 +189,26 @@ class ResponseWriter:
             self.event(
                 "response.output_text.delta", **where, content_index=0, delta=text, logprobs=[]
             ),
+        ]
+
+    def _reasoning(self, text: str) -> list[bytes]:
+        """A miner's reasoning, as a `reasoning` item of `reasoning_text` (as vLLM sends it)."""
+        events: list[bytes] = []
+        item = self.open
+        if item is None or item["type"] != "reasoning":
+            item = {
+                "id": _id("rs"),
+                "type": "reasoning",
+                "status": "in_progress",
+                "summary": [],
+                "content": [{"type": "reasoning_text", "text": ""}],
+            }
+            events += self._add(item)
+        item["content"][0]["text"] += text
+        where = {"item_id": item["id"], "output_index": self.output.index(item)}
+        return [
+            *events,
+            self.event("response.reasoning_text.delta", **where, content_index=0, delta=text),
         ]
 
     def _call(self, call: dict[str, Any], position: int) -> list[bytes]:

@@ -280,3 +280,24 @@ def test_a_race_winner_that_breaks_off_fails_the_response_stream(
     assert failed.status == "failed" and failed.error is not None
     assert "broke off" in failed.error.message
     assert block_of(failed)["miner"]["uid"] == 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_miners_reasoning_comes_back_as_a_reasoning_item(
+    sim_pool: Callable[..., Any], strategy: str
+) -> None:
+    # Failed before: the miners' reasoning_content was dropped from Responses output.
+    pool = profiles({"quality": "good", "reasoning": True}, {"quality": "good", "reasoning": True})
+    with serve(sim_pool, pool) as client:
+        whole = client.responses.create(model="sim", input="Why?", **by_strategy(strategy))
+        with client.responses.stream(model="sim", input="Why?", **by_strategy(strategy)) as stream:
+            thought = "".join(e.delta for e in stream if e.type == "response.reasoning_text.delta")
+            final = stream.get_final_response()
+    for response in (whole, final):
+        kinds = [item.type for item in response.output]
+        assert kinds == ["reasoning", "message"], kinds
+        reasoning = response.output[0]
+        assert reasoning.content is not None
+        assert reasoning.content[0].text.startswith("Thinking about: Why?")
+        assert response.output_text
+    assert thought == final.output[0].content[0].text  # type: ignore[union-attr]

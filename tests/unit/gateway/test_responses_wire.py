@@ -155,3 +155,32 @@ def test_a_cut_reply_is_incomplete_and_a_broken_stream_fails() -> None:
         "code": "miner_failed",
         "message": "The miner broke off.",
     }
+
+
+def test_a_miners_reasoning_is_a_reasoning_item_before_its_message() -> None:
+    # Failed before: reasoning_content was dropped; a client saw the answer only.
+    writer = ResponseWriter(shell())
+    frames = writer.start()
+    frames += writer.feed(delta(role="assistant", reasoning_content="The capital "))
+    frames += writer.feed(delta(reasoning="is Paris."))  # vLLM's newer name for it
+    frames += writer.feed(delta(content="Paris."))
+    usage = {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}
+    usage["completion_tokens_details"] = {"reasoning_tokens": 7}  # type: ignore[assignment]
+    frames += writer.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    frames += writer.feed({"choices": [], "usage": usage})
+    frames += writer.complete()
+    seen = events(frames)
+    assert [e["type"] for e in seen][2:7] == [
+        "response.output_item.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "response.output_item.done",
+    ]
+    assert seen[5]["text"] == "The capital is Paris."
+    final = seen[-1]["response"]
+    reasoning, message = final["output"]
+    assert reasoning["type"] == "reasoning" and reasoning["status"] == "completed"
+    assert reasoning["content"] == [{"type": "reasoning_text", "text": "The capital is Paris."}]
+    assert message["content"][0]["text"] == "Paris."
+    assert final["usage"]["output_tokens_details"] == {"reasoning_tokens": 7}
