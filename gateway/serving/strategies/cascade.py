@@ -1,10 +1,11 @@
 """`cascade`: ask the best-known miners first, widen only while the ranking is not confident.
 
 FrugalGPT's cascade over a pool: the plan's candidates are ordered by win rate (then EMA
-score), the first stage asks one, each further stage twice as many. After a stage
-is in, the stop rule (gateway.serving.stop_rule) weighs the miners not yet asked as if they were
-still out: when they are unlikely to beat the winner, no more are asked (`confident`).
-Cold, with no history, it widens to every candidate, as best_of would.
+score), the first stage asks one, each further stage twice as many. While a stage is out,
+the stop rule (gateway.serving.stop_rule) weighs its miners still out and the miners not yet
+asked; once a stage is in, those not yet asked. When they are unlikely to beat the winner,
+no more are waited for or asked (`confident`); a stage's late replies are settled off the
+path, as best_of's are. Cold, with no history, it widens to every candidate, as best_of would.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import asyncio
 import time
 from dataclasses import replace
 
-from gateway.protocol import StopReason
 from gateway.serving.plan import Plan
 from gateway.serving.rank import best_indexes, usable
-from gateway.serving.result import Result, stop_reason
+from gateway.serving.result import Result
 from gateway.serving.stop_rule import change_risk
 from gateway.serving.strategies.base import LiveStream, Stages, kept_alive
-from gateway.serving.strategies.fanout import deadline, fan_out, gather_or_cancel
+from gateway.serving.strategies.fanout import deadline, fan_out
+from gateway.serving.strategies.waiting import Waiter, settle_heard
 from router.metagraph import Neuron
-from router.miner_client import MinerCalls, Reply
+from router.miner_client import MinerCalls
 
 FIRST_STAGE = 1
 
@@ -54,44 +55,35 @@ class Cascade:
         order = self._order(plan)
         until = deadline(plan)
         loop = asyncio.get_running_loop()
-        replies: list[Reply] = []
+        waiter = Waiter(self.stages, replace(plan, candidates=[]), [], self.client)
         asked = 0
         stage = max(FIRST_STAGE, plan.n)
-        stopped: StopReason = "all"
-        while asked < len(order):
+        while True:
             batch = order[asked : asked + stage]
             asked += len(batch)
-            staged = replace(plan, candidates=batch)
-            replies += await gather_or_cancel(fan_out(self.client, staged, until))
-            if asked >= len(order) or loop.time() >= until:
+            waiter.unasked = [n.uid for n in order[asked:]]
+            waiter.ask(batch, fan_out(self.client, replace(plan, candidates=batch), until))
+            heard = await waiter.hear()  # a stage stops early once no miner can still win
+            if heard.stopped in ("confident", "budget") or asked >= len(order):
                 break
+            if loop.time() >= until:
+                break
+            replies = heard.replies
             if not any(usable(plan, r) for r in replies):
                 stage *= 2
                 continue
             ranking = await self.stages.judge.rank(plan, replies)
             winner = replies[best_indexes(ranking.rewards, replies)[0]]
             left_ms = max(until - loop.time(), 0.0) * 1000.0
-            rest = [n.uid for n in order[asked:]]
-            risk = self._risk(plan, winner.neuron.uid, rest, left_ms)
-            if risk <= plan.wait_risk:
-                stopped = "confident"
+            if self._risk(plan, winner.neuron.uid, waiter.unasked, left_ms) <= plan.wait_risk:
+                heard = replace(heard, ranking=ranking, stopped="confident")
                 break
             stage *= 2
         limits = getattr(self.client, "limits", None)  # a test's fake client has none
         if limits is not None:
             for neuron in order[asked:]:  # their slots were reserved by the plan
                 limits.unreserve(neuron)
-        heard = replace(plan, candidates=order[:asked])
-        if not any(r.ok for r in replies):
-            raise await self.settler.failed(heard, replies)
-        ranking = await self.stages.judge.rank(heard, replies)
-        chosen = [replies[i] for i in best_indexes(ranking.rewards, replies, plan.n)]
-        why = stopped if stopped == "confident" else stop_reason(replies)
-        result = self.stages.results.ranked(
-            heard, chosen[0], replies, ranking, started, chosen, why
-        )
-        self.settler.settle(heard, replies, ranking, chosen[0])
-        return result
+        return await settle_heard(self.stages, plan, waiter, heard, started)
 
     def _risk(self, plan: Plan, winner: int, rest: list[int], left_ms: float) -> float:
         stats = self.settler.scoreboard.stats(plan.pool.name)

@@ -25,6 +25,7 @@ from gateway.serving.stop_rule import BUDGET_RISK, MARGIN, budget_end, change_ri
 from gateway.serving.strategies.base import Stages
 from gateway.serving.strategies.fanout import cancel_all
 from ranking.base import Ranking
+from router.metagraph import Neuron
 from router.miner_client import MinerCalls, Reply
 
 
@@ -60,23 +61,30 @@ class Waiter:
         self.until = self.start + plan.timeout_s
         self.arrived: dict[int, float] = {}  # uid -> loop time its reply came
         self.heard: set[asyncio.Task[Reply]] = set()
+        self.replies: list[Reply] = []
+        self.unasked: list[int] = []  # miners a cascade may still ask: they can win too
+
+    def ask(self, neurons: Sequence[Neuron], tasks: Sequence[asyncio.Task[Reply]]) -> None:
+        """Add calls to the wait (a cascade's next stage)."""
+        self.asked += neurons
+        self.tasks += tasks
 
     def _risk(self, winner_uid: int, outstanding: list[int]) -> float:
         now = self.loop.time()
-        return change_risk(
-            self.settler.history,
-            self.plan.pool.name,
-            winner_uid,
-            outstanding,
-            self.settler.scoreboard.stats(self.plan.pool.name),
-            (now - self.start) * 1000.0,
-            max(self.until - now, 0.0) * 1000.0,
-        )
+        history, pool = self.settler.history, self.plan.pool.name
+        stats = self.settler.scoreboard.stats(pool)
+        left_ms = max(self.until - now, 0.0) * 1000.0
+        waited_ms = (now - self.start) * 1000.0
+        risk = change_risk(history, pool, winner_uid, outstanding, stats, waited_ms, left_ms)
+        if not self.unasked:
+            return risk
+        later = change_risk(history, pool, winner_uid, self.unasked, stats, 0.0, left_ms)
+        return 1.0 - (1.0 - risk) * (1.0 - later)
 
     async def hear(self) -> Heard:
-        """Wait until every reply is in, the deadline, or the stop rule says stop."""
-        pending: set[asyncio.Task[Reply]] = set(self.tasks)
-        replies: list[Reply] = []
+        """Wait until every reply asked for is in, the deadline, or the stop rule says stop."""
+        pending: set[asyncio.Task[Reply]] = {t for t in self.tasks if t not in self.heard}
+        replies = self.replies
         ranking: Ranking | None = None
         ranked_count = -1
         winner: int | None = None

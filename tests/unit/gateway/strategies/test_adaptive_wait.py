@@ -9,6 +9,7 @@ import pytest
 
 from gateway.serving.plan import Plan
 from gateway.serving.result import Result
+from gateway.serving.stop_rule import Pair
 from gateway.serving.strategies.base import Stages
 from gateway.serving.strategies.best_of import BestOf
 from gateway.serving.strategies.cascade import Cascade
@@ -162,3 +163,35 @@ async def test_with_n_2_a_miner_out_that_beats_the_second_choice_is_waited_for()
         result, early = await serve_releasing(settled, request)
         assert not early
     assert [c["uid"] for c in result.block()["choices"]] == [0, 2]
+
+
+async def test_a_cascade_stage_stops_once_its_miners_still_out_cannot_win() -> None:
+    # Failed before: a cascade waited for every miner of a stage, a slow hopeless one too.
+    settled = stages()
+    pairs = settled.settler.history.pairs.setdefault("sim", {})
+    pairs[(1, 0)] = Pair(beats=200.0, seen=256.0)  # uid 1 beats uid 0: stage 1 is not enough
+    pairs[(2, 0)] = Pair(beats=0.0, seen=256.0)
+    pairs[(2, 1)] = Pair(beats=0.0, seen=256.0)  # uid 2 never beats uid 1
+    gate = asyncio.Event()
+    ranker = TextRanker({"Paris.": 0.9, "Lyon.": 0.4, "Nice.": 0.2})
+    miners = FakeMiners(
+        {0: Script(["Lyon."]), 1: Script(["Paris."]), 2: Script(["Nice."], gate=gate)}
+    )
+    serving = asyncio.ensure_future(
+        Cascade(miners, settled).serve(plan("cascade", [0, 1, 2], ranker))
+    )
+    await until(lambda: 2 in miners.waiting)
+    for _ in range(50):
+        if serving.done():
+            break
+        await asyncio.sleep(0)
+    early = serving.done()
+    gate.set()
+    result = await serving
+    await drain(settled)
+    assert early
+    assert isinstance(result, Result) and result.winner.neuron.uid == 1
+    block = result.block()
+    assert block["wait"]["stopped"] == "confident"
+    assert {c["uid"]: c["status"] for c in block["candidates"]} == {0: "ok", 1: "ok", 2: "pending"}
+    assert stats(settled)[2].requests == 1  # the late reply is still settled
