@@ -26,6 +26,11 @@ from ranking.schema import SchemaRefused, compile_budget, compile_schema
         ("(a)(?(1)b{3}|c{2})", 6),
         ("(a{10}){10}", 100),
         ("^\\d{4}-\\d{2}-\\d{2}$", 12),
+        # A group, branch, lookaround or atomic group adds to the items before it.
+        ("x(ab)", 3),
+        ("x(?:a|bc)", 4),
+        ("x(?=ab)", 3),
+        ("x(?>ab)", 3),
     ],
 )
 def test_a_pattern_counts_its_items_each_repeat_its_minimum_times(pattern: str, units: int) -> None:
@@ -45,6 +50,20 @@ def test_a_pattern_that_compiles_large_is_refused_before_it_compiles(pattern: st
     properties = {"type": "object", "patternProperties": {pattern: {}}}
     with pytest.raises(SchemaRefused, match="too large"):
         compile_schema(properties, False, 100)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("a{4294967296}", "a repeat count is too large"),
+        (f"a{{{MAX_PATTERN_UNITS + 1}}}", f"it would compile into over {MAX_PATTERN_UNITS} items"),
+    ],
+)
+def test_a_large_patterns_refusal_says_why(pattern: str, why: str) -> None:
+    # A client reads this in its 400 reply.
+    with pytest.raises(SchemaRefused) as refused:
+        compile_schema({"type": "string", "pattern": pattern}, False, 100)
+    assert str(refused.value) == f"a pattern of the schema is too large: {why}"
 
 
 def test_the_limit_is_inclusive() -> None:

@@ -363,12 +363,39 @@ LONG_REF = "https://example.com/" + "s" * 200
             {"pattern": "(unclosed"},
             "the schema is not valid JSON Schema: '(unclosed' is not a 'regex'",
         ),
+        # The meta-schema's own patterns and uniqueItems, under the same budget.
+        (
+            {"$anchor": "1st"},
+            "the schema is not valid JSON Schema:"
+            " '1st' does not match '^[A-Za-z_][-A-Za-z0-9._]*$'",
+        ),
+        (
+            {"required": ["a", "a"]},
+            "the schema is not valid JSON Schema: ['a', 'a'] has non-unique elements",
+        ),
+        (
+            {"pattern": "a" * (MAX_FORMAT_CHARS + 1)},
+            "the schema is not valid JSON Schema:"
+            f" a 'regex' string of {MAX_FORMAT_CHARS + 1} characters is too long",
+        ),
     ],
 )
 def test_a_refusal_says_why(schema: Any, message: str) -> None:
     with pytest.raises(SchemaRefused) as refused:
         compiled(schema)
     assert str(refused.value) == message
+
+
+def test_a_schema_the_meta_schemas_patterns_accept_is_used() -> None:
+    assert ok({"$anchor": "point", "type": "object"}, {})
+
+
+def test_a_pattern_nested_past_pythons_recursion_limit_is_refused() -> None:
+    # Python's own parser reads a pattern recursively, one level a group.
+    with pytest.raises(SchemaRefused) as refused:
+        compiled({"type": "string", "pattern": "(" * 2000 + "a" + ")" * 2000})
+    reason = "the schema cannot be used: maximum recursion depth exceeded"
+    assert str(refused.value).startswith(reason)
 
 
 def test_an_invalid_schemas_reason_is_cut_to_200_characters() -> None:
@@ -432,6 +459,27 @@ def test_a_step_reads_the_clock_only_once_every_few_steps(clock: Clock) -> None:
     for _ in range(_TIME_EVERY * 10):
         budget.spend()
     assert clock.reads == 10
+
+
+def test_work_of_many_steps_at_once_allows_exactly_the_budget(clock: Clock) -> None:
+    budget = Budget(steps=10, seconds=1.0)
+    budget.start()
+    budget.spend_many(4)
+    budget.spend_many(6)
+    with pytest.raises(OverBudget) as over:
+        budget.spend_many(1)
+    assert str(over.value) == "step budget spent"
+
+
+def test_work_of_many_steps_at_once_reads_the_clock_each_time(clock: Clock) -> None:
+    budget = Budget(steps=100, seconds=0.5)
+    budget.start()
+    clock.now = 100.5  # exactly the deadline: not past it
+    budget.spend_many(1)
+    clock.now = 100.5001
+    with pytest.raises(OverBudget) as over:
+        budget.spend_many(1)
+    assert str(over.value) == "time budget spent"
 
 
 def test_a_requests_schemas_share_the_compile_budget(clock: Clock) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,6 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from router.axon_policy import AxonPolicy
+from router.backpressure import Backpressure
+from router.concurrency import MIN_LIMIT, TIMEOUT_BACKOFF, ConcurrencyLimits
 from router.metagraph import Axon, Neuron
 from router.miner_client import MinerClient, Reply, open_session
 from tests.support import free_port
@@ -533,3 +536,242 @@ async def test_a_signer_that_fails_is_the_replys_error(serve: Serve) -> None:
         await session.close()
     for reply in replies:
         assert (reply.status, reply.error) == ("error", "unexpected failure")
+
+
+# --- what each call sends and says ---
+
+
+def recording(handler: Handler, seen: list[tuple[bytes, dict[str, str]]]) -> Handler:
+    """`handler`, noting each request's body and headers first."""
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen.append((await request.read(), dict(request.headers)))
+        return await handler(request)
+
+    return record
+
+
+def signature(body: bytes, hotkey: str) -> dict[str, str]:
+    """A signer's headers: the hotkey and a digest of the exact body."""
+    return {"X-Signature": f"{hotkey}:{hashlib.sha256(body).hexdigest()}"}
+
+
+async def test_a_call_sends_the_body_with_its_headers_signed_for_the_miner(serve: Serve) -> None:
+    seen: list[tuple[bytes, dict[str, str]]] = []
+    answering = await serve(recording(replying(chat_reply("hi")), seen), uid=3)
+    events = sse(chat_chunk("hi", "stop"), "[DONE]")
+    flowing = await serve(recording(streaming(events), seen), uid=4)
+    session = open_session(10)
+    try:
+        client = MinerClient(session, CAP, signature)
+        replies = [await complete(client, answering), (await stream(client, flowing))[0]]
+    finally:
+        await session.close()
+    assert [reply.status for reply in replies] == ["ok", "ok"]
+    assert [body for body, _ in seen] == [CHAT_BODY, CHAT_BODY]
+    digest = hashlib.sha256(CHAT_BODY).hexdigest()
+    wanted = [("hk3", "application/json"), ("hk4", "text/event-stream")]
+    for (_, headers), (hotkey, accept) in zip(seen, wanted, strict=True):
+        assert headers["X-Signature"] == f"{hotkey}:{digest}"
+        assert (headers["Content-Type"], headers["Accept"]) == ("application/json", accept)
+
+
+async def test_the_connect_retry_sends_the_same_request(client: MinerClient) -> None:
+    port = free_port()
+    seen: list[tuple[bytes, dict[str, str]]] = []
+    servers: list[TestServer] = []
+
+    async def start_late() -> None:
+        await asyncio.sleep(0.02)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", recording(replying(chat_reply("ok")), seen))
+        servers.append(TestServer(app, port=port))
+        await servers[0].start_server()
+
+    late = asyncio.create_task(start_late())
+    try:
+        reply = await complete(client, miner_at(port))
+        await late
+    finally:
+        for server in servers:
+            await server.close()
+    assert reply.status == "ok"
+    [(body, headers)] = seen
+    assert body == CHAT_BODY
+    assert (headers["Content-Type"], headers["Accept"]) == ("application/json", "application/json")
+
+
+async def test_a_call_counts_in_flight_and_teaches_the_limits_its_outcome(serve: Serve) -> None:
+    gate = asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        await gate.wait()
+        return web.json_response(chat_reply("hi"))
+
+    async def busy(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"error": "busy"}, status=429)
+
+    answering = await serve(held, uid=1)
+    slow = await serve(sleeping, uid=2)
+    crowded = await serve(busy, uid=3)
+    limits = ConcurrencyLimits(initial=4)
+    session = open_session(10)
+    try:
+        client = MinerClient(session, CAP, limits=limits)
+        call = asyncio.create_task(complete(client, answering))
+        await asyncio.sleep(0.1)
+        assert limits.inflight(answering) == 1
+        gate.set()
+        assert (await call).status == "ok"
+        assert (await complete(client, slow, within_s=0.2)).status == "timeout"
+        assert (await complete(client, crowded)).status == "busy"
+    finally:
+        await session.close()
+    assert [limits.inflight(m) for m in (answering, slow, crowded)] == [0, 0, 0]
+    assert limits.limit(slow) == pytest.approx(4 * TIMEOUT_BACKOFF)  # a timeout backs off
+    assert limits.limit(crowded) == MIN_LIMIT  # busy with none other in flight
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (300, "HTTP 300 (redirects are not followed)"),
+        (399, "HTTP 399 (redirects are not followed)"),
+        (400, "HTTP 400"),
+        (500, "HTTP 500"),
+    ],
+)
+async def test_a_status_other_than_200_says_which(
+    client: MinerClient, serve: Serve, status: int, error: str
+) -> None:
+    miner = await serve(replying({"error": "no"}, status=status))
+    for reply in [await complete(client, miner), (await stream(client, miner))[0]]:
+        assert (reply.neuron, reply.status, reply.error) == (miner, "error", error)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["complete", "stream"])
+async def test_back_pressure_holds_the_miner_in_the_clients_shared_record(
+    serve: Serve, streamed: bool
+) -> None:
+    async def busy(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"error": "busy"}, status=503, headers={"Retry-After": "7"})
+
+    miner = await serve(busy)
+    shared = Backpressure()
+    session = open_session(10)
+    try:
+        client = MinerClient(session, CAP, backpressure=shared)
+        reply, _ = await (stream(client, miner) if streamed else complete_only(client, miner))
+    finally:
+        await session.close()
+    assert (reply.neuron, reply.status, reply.error) == (miner, "busy", "HTTP 503, retry after 7 s")
+    assert shared.held(miner, time.time())
+    assert not shared.held(miner, time.time() + 8)
+
+
+async def complete_only(client: MinerClient, miner: Neuron) -> tuple[Reply, list[Any]]:
+    """`complete`, shaped like `stream`'s answer."""
+    return await complete(client, miner), []
+
+
+def json_body(size: int) -> bytes:
+    """A chat reply's JSON of exactly `size` bytes."""
+    bare = len(orjson.dumps(chat_reply("")))
+    return orjson.dumps(chat_reply("x" * (size - bare)))
+
+
+def sized(size: int, chunked: bool) -> Handler:
+    """A miner whose reply is `size` bytes of JSON, chunked in two reads or with a length."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = json_body(size)
+        if not chunked:
+            return web.Response(body=body, content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(body[:1000])
+        await asyncio.sleep(0.05)  # the rest arrives in a later read
+        await resp.write(body[1000:])
+        return resp
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("chunked", "over"),
+    [(False, f"reply of {CAP + 1} bytes is over the cap"), (True, "reply is over the size cap")],
+    ids=["content-length", "chunked"],
+)
+async def test_a_reply_of_exactly_the_cap_is_read_and_one_byte_more_is_not(
+    client: MinerClient, serve: Serve, chunked: bool, over: str
+) -> None:
+    at_cap = await complete(client, await serve(sized(CAP, chunked)))
+    assert (at_cap.status, at_cap.raw) == ("ok", json_body(CAP))
+    past = await complete(client, await serve(sized(CAP + 1, chunked)))
+    assert (past.status, past.error) == ("invalid", over)
+
+
+async def test_a_compressed_reply_is_read_inflated(client: MinerClient, serve: Serve) -> None:
+    packed = gzip.compress(orjson.dumps(chat_reply("squeezed")))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=packed,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    reply = await complete(client, await serve(handler))
+    assert (reply.status, reply.text) == ("ok", "squeezed")
+
+
+async def test_a_data_line_without_a_space_after_the_colon_is_read(
+    client: MinerClient, serve: Serve
+) -> None:
+    events = [b"data:" + orjson.dumps(chat_chunk("tight", "stop")) + b"\n\n", b"data:[DONE]\n\n"]
+    reply, _ = await stream(client, await serve(streaming(events)))
+    assert (reply.status, reply.text) == ("ok", "tight")
+
+
+async def test_a_failed_call_names_its_miner_and_says_why_in_fixed_words(
+    client: MinerClient, serve: Serve
+) -> None:
+    late = await serve(sleeping, uid=1)
+    garbled = await serve(replying_text("<html>oops</html>"), uid=2)
+    broken = await serve(streaming(sse("{not json", "[DONE]")), uid=3)
+    cut = await serve(streaming(sse(chat_chunk("cut"))), uid=4)
+    flood = sse(*(chat_chunk("x" * 200) for _ in range(CAP // 200 + 1)), "[DONE]")
+    flooding = await serve(streaming(flood), uid=5)
+    closed = miner_at(free_port(), uid=6)
+    replies = [
+        (late, await complete(client, late, within_s=0.2)),
+        (garbled, await complete(client, garbled)),
+        (broken, (await stream(client, broken))[0]),
+        (cut, (await stream(client, cut))[0]),
+        (flooding, (await stream(client, flooding))[0]),
+        (closed, await complete(client, closed)),
+    ]
+    assert [(r.neuron, r.status, r.error) for _, r in replies] == [
+        (late, "timeout", "deadline passed"),
+        (garbled, "invalid", "reply is not JSON"),
+        (broken, "invalid", "stream chunk is not JSON"),
+        (cut, "invalid", "stream ended without [DONE]"),
+        (flooding, "invalid", "stream is over the size cap"),
+        (closed, "error", "cannot connect"),
+    ]
+
+
+async def test_a_refused_or_unexpected_failure_names_its_miner(serve: Serve) -> None:
+    miner = await serve(replying(chat_reply("fine")))
+
+    def failing_signer(body: bytes, hotkey: str) -> dict[str, str]:
+        raise RuntimeError("keyring locked")
+
+    session = open_session(10)
+    try:
+        refused = await complete(MinerClient(session, CAP, policy=AxonPolicy()), miner)
+        failed = await complete(MinerClient(session, CAP, failing_signer), miner)
+    finally:
+        await session.close()
+    assert (refused.neuron, refused.error) == (miner, "address refused by the axon policy")
+    assert (failed.neuron, failed.error) == (miner, "unexpected failure")
