@@ -38,6 +38,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         *GATEWAY_TESTS,
         "tests/unit/gateway/test_admission.py",
         "tests/unit/gateway/test_api.py",
+        "tests/unit/gateway/test_access.py",
     ),
     "gateway/door/limits.py": (
         "tests/unit/gateway/test_limits.py",

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from pathlib import Path
 
+import orjson
 import pytest
 from starlette.datastructures import Headers
-from starlette.types import Message
+from starlette.types import Message, Receive, Scope, Send
 
+from gateway.config import Settings
 from gateway.door.bounds import InputLimits
-from gateway.door.inflight import read_ahead
-from gateway.errors import BadRequest, BodyTimeout, BodyTooLarge
+from gateway.door.inflight import InFlightGate, read_ahead
+from gateway.errors import BadRequest, BodyTimeout, BodyTooLarge, RateLimited
 
 LIMITS = InputLimits(max_depth=4, max_values=20)
 
@@ -97,3 +100,46 @@ async def test_the_shape_is_checked_across_chunks(body: bytes, code: str) -> Non
     assert caught.value.code == code
     fits = b"[[[[]]]]" if code == "json_too_deep" else b"[" + b"0," * 18 + b"0]"
     await read(chunks(fits[:3], fits[3:]))
+
+
+class FullDoor:
+    """A gateway state whose in-flight slots are all taken."""
+
+    def __init__(self) -> None:
+        self.settings = Settings(metagraph=Path("m.json"))
+        self.refused: list[int] = []
+        self.released = 0
+
+    def admit(self) -> None:
+        raise RateLimited(
+            "The gateway is serving 8 requests, its limit; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+    def count_refusal(self, status: int) -> None:
+        self.refused.append(status)
+
+    def release(self) -> None:
+        self.released += 1
+
+
+async def test_a_full_door_answers_429_with_retry_after_before_a_byte_is_read() -> None:
+    door, served, sent = FullDoor(), [], []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        served.append(scope)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        raise AssertionError("the body was read")
+
+    scope = {"type": "http", "path": "/v1/chat/completions", "method": "POST", "headers": []}
+    await InFlightGate(app, lambda: door)(scope, receive, send)  # type: ignore[arg-type]
+    start, body = sent
+    assert start["status"] == 429 and (b"retry-after", b"1") in start["headers"]
+    error = orjson.loads(body["body"])["error"]
+    assert error["code"] == "rate_limit_exceeded" and error["type"] == "rate_limit_error"
+    assert "its limit" in error["message"]
+    assert (door.refused, door.released, served) == ([429], 0, [])
