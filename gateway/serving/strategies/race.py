@@ -133,6 +133,7 @@ class LiveRace:
             return LiveStream(first.headers(), replay(first))
         uid, chunks = first
         self.winner = uid
+        self.buffered.clear()  # the losers' early chunks: they are read whole, not sent
         return LiveStream(self.headers(uid), self.forward(uid, chunks))
 
     def _passes_so_far(self, uid: int, chunk: dict[str, Any]) -> bool:
