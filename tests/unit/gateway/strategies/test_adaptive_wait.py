@@ -37,12 +37,14 @@ def adaptive(**fields: object) -> Plan:
     return replace(plan("best_of", [0, 1, 2], RANKER), wait="adaptive", **fields)  # type: ignore[arg-type]
 
 
-async def serve_releasing(settled: Stages, request: Plan) -> tuple[Result, bool]:
+async def serve_releasing(
+    settled: Stages, request: Plan, strategy: type[BestOf | Cascade] = BestOf
+) -> tuple[Result, bool]:
     """Serve with uid 2 held back; release it only if the request waits for it.
     Returns the result and whether it stopped before uid 2 answered."""
     gate = asyncio.Event()
     miners = FakeMiners(scripts(gate))
-    serving = asyncio.ensure_future(BestOf(miners, settled).serve(request))
+    serving = asyncio.ensure_future(strategy(miners, settled).serve(request))
     await until(lambda: 2 in miners.waiting)
     for _ in range(50):
         if serving.done():
@@ -169,28 +171,10 @@ async def test_a_cascade_stage_stops_once_its_miners_still_out_cannot_win() -> N
     # Failed before: a cascade waited for every miner of a stage, a slow hopeless one too.
     settled = stages()
     pairs = settled.settler.history.pairs.setdefault("sim", {})
-    pairs[(1, 0)] = Pair(beats=200.0, seen=256.0)  # uid 1 beats uid 0: stage 1 is not enough
-    pairs[(2, 0)] = Pair(beats=0.0, seen=256.0)
-    pairs[(2, 1)] = Pair(beats=0.0, seen=256.0)  # uid 2 never beats uid 1
-    gate = asyncio.Event()
-    ranker = TextRanker({"Paris.": 0.9, "Lyon.": 0.4, "Nice.": 0.2})
-    miners = FakeMiners(
-        {0: Script(["Lyon."]), 1: Script(["Paris."]), 2: Script(["Nice."], gate=gate)}
-    )
-    serving = asyncio.ensure_future(
-        Cascade(miners, settled).serve(plan("cascade", [0, 1, 2], ranker))
-    )
-    await until(lambda: 2 in miners.waiting)
-    for _ in range(50):
-        if serving.done():
-            break
-        await asyncio.sleep(0)
-    early = serving.done()
-    gate.set()
-    result = await serving
-    await drain(settled)
-    assert early
-    assert isinstance(result, Result) and result.winner.neuron.uid == 1
+    pairs[(1, 0)] = Pair(beats=200.0, seen=256.0)  # uid 1 might beat uid 0: ask it too
+    pairs[(2, 0)] = Pair(beats=0.0, seen=256.0)  # uid 2 never beats uid 0
+    result, early = await serve_releasing(settled, plan("cascade", [0, 1, 2], RANKER), Cascade)
+    assert early and result.winner.neuron.uid == 0
     block = result.block()
     assert block["wait"]["stopped"] == "confident"
     assert {c["uid"]: c["status"] for c in block["candidates"]} == {0: "ok", 1: "ok", 2: "pending"}
