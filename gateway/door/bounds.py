@@ -72,7 +72,7 @@ def check_request(raw: dict[str, Any], limits: InputLimits) -> None:
         )
     chars = prompt_chars(raw)
     if chars > limits.max_prompt_chars:
-        param = "prompt" if "prompt" in raw else "messages"
+        param = next((f for f in ("prompt", "input") if f in raw), "messages")
         raise BadRequest(
             f"The prompt is {chars} characters; this gateway takes at most "
             f"{limits.max_prompt_chars}.",

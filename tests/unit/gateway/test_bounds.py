@@ -74,6 +74,29 @@ def test_check_input_names_the_limit_a_request_passes() -> None:
     check_request(short, limits)
 
 
+def test_limits_admit_a_request_exactly_at_them() -> None:
+    limits = InputLimits(max_depth=4, max_values=10, max_messages=2, max_prompt_chars=10)
+    at = {"model": "sim", "messages": [{"role": "user", "content": "x" * 10}]}
+    check_shape(json_shape(b"[" + b",".join([b"1"] * 10) + b"]"), limits)  # the array, 9 commas
+    check_request(at, limits)
+    over = _check({"model": "sim", "messages": [{"role": "user", "content": "x" * 11}]}, limits)
+    assert over.code == "prompt_too_long"
+    with pytest.raises(BadRequest, match="more than 10 JSON values"):
+        check_shape(json_shape(b"[" + b",".join([b"1"] * 11) + b"]"), limits)
+
+
+def test_a_responses_requests_instructions_and_input_count_toward_the_prompt() -> None:
+    limits = InputLimits(max_prompt_chars=10)
+    check_request({"model": "sim", "instructions": "x" * 5, "input": "y" * 5}, limits)
+    over = _check({"model": "sim", "instructions": "x" * 6, "input": "y" * 5}, limits)
+    assert (over.code, over.param) == ("prompt_too_long", "input")
+    items = [{"role": "user", "content": [{"type": "input_text", "text": "y" * 6}]}] * 2
+    listed = _check({"model": "sim", "input": items}, limits)
+    assert (listed.code, listed.param) == ("prompt_too_long", "input")
+    alone = _check({"model": "sim", "instructions": "x" * 11}, limits)
+    assert alone.code == "prompt_too_long"
+
+
 def test_only_allowed_fields_reach_the_miners() -> None:
     raw = {
         **CHAT,

@@ -175,3 +175,32 @@ def test_a_refusal_names_the_address_and_why() -> None:
         "link_local",
         "axon address 169.254.169.254 refused: link_local",
     )
+
+
+def _name(length: int) -> str:
+    """A DNS name of `length` characters: labels of 63 letters, dot-separated."""
+    labels, left = [], length
+    while left > 0:
+        size = min(63, left)
+        labels.append("a" * size)
+        left -= size + 1
+    name = ".".join(labels)
+    assert len(name) == length
+    return name
+
+
+@pytest.mark.parametrize(
+    ("host", "verdict"),
+    [
+        (_name(253), None),  # the longest name DNS allows
+        (_name(253) + ".", None),  # fully qualified: the root's dot does not count
+        (_name(254), "invalid"),
+        (".", "invalid"),  # the root alone names no host
+        ("a", None),
+        ("a" * 64, "invalid"),  # a label is 63 characters at most
+        ("miner..example", "invalid"),
+        ("miner.example..", "invalid"),
+    ],
+)
+def test_a_names_length_is_bounded_as_dns_bounds_it(host: str, verdict: str | None) -> None:
+    assert everything_allowed().refusal(host) == verdict
