@@ -57,7 +57,8 @@ print(c.responses.create(model='{POOL}', input='Why is the sky blue?').output_te
 One line per request follows (--quiet: none). Ctrl-C stops it."""
 
 
-async def _demo(port: int, miners: int, workdir: Path) -> None:
+async def _demo(listener: socket.socket, miners: int, workdir: Path) -> None:
+    port = listener.getsockname()[1]
     pool = await start_pool(build_mix("demo", miners), seed=7)
     try:
         metagraph = workdir / "metagraph.json"
@@ -83,7 +84,7 @@ async def _demo(port: int, miners: int, workdir: Path) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
-        serving = loop.create_task(server.serve())
+        serving = loop.create_task(server.serve(sockets=[listener]))
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
             await asyncio.sleep(0.05)
         if server.started:
@@ -93,26 +94,30 @@ async def _demo(port: int, miners: int, workdir: Path) -> None:
         await pool.stop()
 
 
-def port_is_free(host: str, port: int) -> bool:
-    """Whether `host:port` can be listened on now."""
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+def listen(host: str, port: int) -> socket.socket | None:
+    """A socket listening on `host:port`, or None when the port is in use. Bound before the
+    miners start, so none of them can take the gateway's port."""
+    sock = socket.socket()
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 def run_demo(port: int, miners: int, quiet: bool = False) -> int:
     """Run the demo until interrupted; one JSON line per request unless `quiet`."""
     import uvloop
 
-    if not port_is_free("127.0.0.1", port):
+    listener = listen("127.0.0.1", port)
+    if listener is None:
         print(f"bitgate demo: port {port} is in use; pick another with --port", file=sys.stderr)
         return 2
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     install_request_log("warning" if quiet else "info")
-    with tempfile.TemporaryDirectory(prefix="bitgate-demo-") as workdir:
-        uvloop.run(_demo(port, miners, Path(workdir)))
+    with listener, tempfile.TemporaryDirectory(prefix="bitgate-demo-") as workdir:
+        uvloop.run(_demo(listener, miners, Path(workdir)))
     return 0

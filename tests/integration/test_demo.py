@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ def demo_output(*flags: str, requests: int = 2) -> str:
     with tempfile.TemporaryFile() as output:
         proc = subprocess.Popen([*cmd, *flags], cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         try:
-            wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+            wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
             for _ in range(requests):
                 reply = httpx.post(
                     f"http://127.0.0.1:{port}/v1/chat/completions", json=CHAT, timeout=30
@@ -52,3 +53,14 @@ def test_the_demo_logs_one_line_per_request_by_default() -> None:
 
 def test_quiet_turns_the_request_lines_off() -> None:
     assert request_lines(demo_output("--quiet", requests=1)) == []
+
+
+def test_a_port_in_use_is_named_and_nothing_starts() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "gateway", "demo", "--port", str(port), "--miners", "3"]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"port {port} is in use" in done.stderr
